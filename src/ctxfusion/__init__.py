@@ -1,0 +1,3 @@
+"""ctxfusion: contextual fusion for adversarial robustness."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""The ``ctxfusion`` command.
+
+Each subcommand lives in its own module, which defines ``configure(parser)`` (adds the
+subcommand's options) and ``main(args) -> int``. Errors derived from
+:class:`ctxfusion.errors.CtxfusionError` are printed as ``error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ctxfusion import __version__
+from ctxfusion.errors import CtxfusionError
+
+#: subcommand name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("ctxfusion.data.prepare_cli", "build a dataset manifest (COCO-format or CIFAR-10)"),
+    "pretrain": (
+        "ctxfusion.pretrain_cli",
+        "generate the contextual-scenes benchmark and pretrain its two small streams",
+    ),
+    "run": ("ctxfusion.run_cli", "run one experiment config end to end"),
+    "report": ("ctxfusion.report.cli", "rebuild the figures and report.html of a run directory"),
+    "streams": ("ctxfusion.streams.cli", "list the registered streams and their weights"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="ctxfusion",
+        description="Contextual fusion for adversarial robustness: object and scene streams, "
+        "late fusion, blur and attack sweeps, figures and a report.",
+    )
+    parser.add_argument("--version", action="version", version=f"ctxfusion {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not module_name.startswith(exc.name):
+                raise
+            continue  # a subcommand whose module is not installed
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(sub_parser)
+        sub_parser.set_defaults(_main=module.main)
+    return parser
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except CtxfusionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished steps are kept and reused on the next run", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
