@@ -1,0 +1,416 @@
+"""Experiment configs: dataclasses read from YAML, validated with errors that name the key.
+
+Every key of a config is a field below; unknown keys and bad values are rejected with the
+file, the dotted key and what is valid, e.g.
+``configs/demo.yaml: blur.sigmas[2] = -1: a sigma must be > 0``.
+``--set key=value`` overrides use the same dotted keys (``datasets[0].num_train=100``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ctxfusion.errors import ConfigError
+
+VIEWS = ("full", "context", "object")
+DATASET_KINDS = ("scenes", "coco", "cifar10", "imagefolder", "manifest")
+SUBSETS = ("all", "dissimilar", "similar")
+EPS_SPACES = ("pixel", "normalized")
+BLUR_MODES = ("image", "crop")
+ATTACK_SOURCES = ("fg", "joint")
+WHITEBOX_ATTACKS = ("fgsm", "pgd", "bim", "autoattack")
+STEPS = ("blur", "fgsm", "advtrain", "whitebox", "pca")
+NORMALIZATIONS = ("stream", "cifar10", "imagenet")
+
+
+@dataclass
+class StreamConfig:
+    """One stream: a registered name, optional weight file, the views it is evaluated with.
+
+    The first view is the stream's default (classifier names carry no suffix); further views
+    add classifiers named ``<role>@<view>`` (e.g. ``bg@context``, ``joint@context``).
+    """
+
+    name: str
+    weights: str | None = None
+    views: list[str] = field(default_factory=lambda: ["full"])
+
+    def validate(self, where: str) -> None:
+        if not self.views:
+            raise ConfigError(f"{where}.views is empty: give at least one of {', '.join(VIEWS)}")
+        for i, view in enumerate(self.views):
+            _check_choice(f"{where}.views[{i}]", view, VIEWS)
+        if len(set(self.views)) != len(self.views):
+            raise ConfigError(f"{where}.views = {self.views}: a view is listed twice")
+
+
+@dataclass
+class StreamsConfig:
+    """The object-centric (fg) and scene-centric (bg) streams of the paper."""
+
+    fg: StreamConfig
+    bg: StreamConfig
+
+
+@dataclass
+class DatasetConfig:
+    """One dataset: how to build its manifest and how much of it to use.
+
+    kind ``scenes``: the embedded procedural benchmark (context_strength, num_train, num_test).
+    kind ``coco``: any COCO-format JSON + images (annotations, images, optional
+    test_annotations/test_images for a dataset with its own split; ``archive`` is a .tar.gz
+    unpacked once into the cache, paths then relative to it). kind ``cifar10``: official
+    python batches or an ImageFolder tree (root or archive). kind ``manifest``: an existing
+    manifest.json from ``ctxfusion prepare``.
+    """
+
+    name: str
+    kind: str
+    context_strength: float | None = None
+    num_train: int = 2400
+    num_test: int = 800
+    annotations: str | None = None
+    images: str | None = None
+    test_annotations: str | None = None
+    test_images: str | None = None
+    archive: str | None = None
+    root: str | None = None
+    manifest: str | None = None
+    num_classes: int = 24
+    classes: list[str] | None = None
+    instance_rule: str = "image"
+    max_train_per_class: int | None = None
+    max_test_per_class: int | None = None
+    image_size: int | None = None
+    subsets: list[str] = field(default_factory=lambda: list(SUBSETS))
+    steps: list[str] | None = None
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.kind", self.kind, DATASET_KINDS)
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
+            raise ConfigError(
+                f"{where}.name = {self.name!r}: use letters, digits, '.', '_' and '-' only"
+            )
+        for i, subset in enumerate(self.subsets):
+            _check_choice(f"{where}.subsets[{i}]", subset, SUBSETS)
+        for i, step in enumerate(self.steps or []):
+            _check_choice(f"{where}.steps[{i}]", step, STEPS)
+        _check_choice(f"{where}.instance_rule", self.instance_rule, ("image", "category"))
+        if self.kind == "scenes":
+            if self.context_strength is None or not 0 <= self.context_strength <= 1:
+                raise ConfigError(
+                    f"{where}.context_strength = {self.context_strength}: "
+                    "a scenes dataset needs a context strength in [0, 1]"
+                )
+        required = {
+            "coco": ("annotations", "images"),
+            "cifar10": (),
+            "imagefolder": ("root",),
+            "manifest": ("manifest",),
+        }.get(self.kind, ())
+        for key in required:
+            if getattr(self, key) is None:
+                raise ConfigError(f"{where}.{key} is required for a dataset of kind {self.kind}")
+        if self.kind == "cifar10" and not (self.root or self.archive):
+            raise ConfigError(f"{where}: a cifar10 dataset needs `root` or `archive`")
+        for key in ("num_train", "num_test", "num_classes", "max_train_per_class",
+                    "max_test_per_class", "image_size"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{where}.{key} = {value}: must be > 0")
+
+
+@dataclass
+class BlurConfig:
+    """Gaussian blur inside the object boxes (SPEC §3); sigmas in pixels of the working size."""
+
+    sigmas: list[float] = field(default_factory=lambda: [0.001, 1, 3, 5, 10, 20, 45])
+    mode: str = "image"
+    example_sigma: float = 45.0
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.mode", self.mode, BLUR_MODES)
+        if not self.sigmas:
+            raise ConfigError(f"{where}.sigmas is empty: give at least one sigma > 0")
+        for i, sigma in enumerate(self.sigmas):
+            if not sigma > 0:
+                raise ConfigError(f"{where}.sigmas[{i}] = {sigma}: a sigma must be > 0")
+        if not self.example_sigma > 0:
+            raise ConfigError(f"{where}.example_sigma = {self.example_sigma}: must be > 0")
+
+
+@dataclass
+class FgsmConfig:
+    """FGSM sweep (SPEC §3): crafted on each source model, evaluated on every classifier.
+
+    eps_space ``pixel``: eps in [0,1] pixel space. ``normalized``: the paper's convention, eps
+    on the normalised input, converted with the per-channel std of ``normalization``.
+    """
+
+    epsilons: list[float] = field(default_factory=lambda: [0, 0.002, 0.005, 0.01, 0.02, 0.05])
+    eps_space: str = "pixel"
+    sources: list[str] = field(default_factory=lambda: ["fg"])
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
+        _check_epsilons(f"{where}.epsilons", self.epsilons)
+        for i, source in enumerate(self.sources):
+            _check_choice(f"{where}.sources[{i}]", source, ATTACK_SOURCES)
+
+
+@dataclass
+class WhiteboxConfig:
+    """Iterative white-box attacks on the fused model itself (beyond the paper, SPEC §6)."""
+
+    attacks: list[str] = field(default_factory=lambda: ["pgd"])
+    epsilons: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02])
+    steps: int = 10
+    restarts: int = 1
+    max_images: int = 256
+    targets: list[str] = field(default_factory=lambda: ["fg", "joint"])
+
+    def validate(self, where: str) -> None:
+        for i, attack in enumerate(self.attacks):
+            _check_choice(f"{where}.attacks[{i}]", attack, WHITEBOX_ATTACKS)
+        _check_epsilons(f"{where}.epsilons", self.epsilons)
+        for key in ("steps", "restarts", "max_images"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{where}.{key} = {getattr(self, key)}: must be > 0")
+        for i, target in enumerate(self.targets):
+            _check_choice(f"{where}.targets[{i}]", target, ATTACK_SOURCES)
+
+
+@dataclass
+class HeadsConfig:
+    """Linear heads trained on cached features; alphas for the regularised joint head."""
+
+    alphas: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0])
+    epochs: int = 60
+    lr: float = 0.01
+    batch_size: int = 256
+
+    def validate(self, where: str) -> None:
+        for i, alpha in enumerate(self.alphas):
+            if alpha <= 0:
+                raise ConfigError(f"{where}.alphas[{i}] = {alpha}: an alpha must be > 0")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{where}.{key} = {getattr(self, key)}: must be > 0")
+        if not self.lr > 0:
+            raise ConfigError(f"{where}.lr = {self.lr}: must be > 0")
+
+
+@dataclass
+class AdvTrainConfig:
+    """FGSM adversarial retraining of the fg classifier (SPEC §3 baseline)."""
+
+    eps: float = 0.3
+    eps_space: str = "normalized"
+    adv_fraction: float = 0.5
+    epochs: int = 10
+    lr: float = 0.01
+    train_backbone: bool = False
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
+        if not self.eps > 0:
+            raise ConfigError(f"{where}.eps = {self.eps}: must be > 0")
+        if not 0 < self.adv_fraction <= 1:
+            raise ConfigError(f"{where}.adv_fraction = {self.adv_fraction}: must be in (0, 1]")
+        if self.epochs <= 0:
+            raise ConfigError(f"{where}.epochs = {self.epochs}: must be > 0")
+
+
+@dataclass
+class PcaConfig:
+    """Fig. 2: PCA of fg and bg features, clean vs blurred."""
+
+    sigma: float = 5.0
+    num_classes: int = 4
+    max_points_per_class: int = 60
+
+    def validate(self, where: str) -> None:
+        if not self.sigma > 0:
+            raise ConfigError(f"{where}.sigma = {self.sigma}: must be > 0")
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment: streams, datasets, perturbation sweeps, heads and baselines."""
+
+    experiment: str
+    streams: StreamsConfig
+    datasets: list[DatasetConfig]
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 128
+    normalization: str = "stream"
+    cache_dir: str | None = None
+    steps: list[str] = field(default_factory=lambda: list(STEPS))
+    blur: BlurConfig = field(default_factory=BlurConfig)
+    fgsm: FgsmConfig = field(default_factory=FgsmConfig)
+    whitebox: WhiteboxConfig = field(default_factory=WhiteboxConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    advtrain: AdvTrainConfig = field(default_factory=AdvTrainConfig)
+    pca: PcaConfig = field(default_factory=PcaConfig)
+    finetune_fg: bool = False
+    source_path: str = ""
+
+    def validate(self, where: str) -> None:
+        _check_choice(f"{where}device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice(f"{where}normalization", self.normalization, NORMALIZATIONS)
+        for i, step in enumerate(self.steps):
+            _check_choice(f"{where}steps[{i}]", step, STEPS)
+        if not self.datasets:
+            raise ConfigError(f"{where}datasets is empty: list at least one dataset")
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}datasets: dataset names must be unique, got {names}")
+        if self.batch_size <= 0:
+            raise ConfigError(f"{where}batch_size = {self.batch_size}: must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source_path")
+        return data
+
+
+def _check_choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key} = {value!r}: valid values are {', '.join(valid)}")
+
+
+def _check_epsilons(key: str, epsilons: list[float]) -> None:
+    if not epsilons:
+        raise ConfigError(f"{key} is empty: give at least one eps >= 0")
+    for i, eps in enumerate(epsilons):
+        if eps < 0:
+            raise ConfigError(f"{key}[{i}] = {eps}: an eps must be >= 0")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys and types recursively."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_path"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}{unknown[0]}: unknown key; valid keys here: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key} is required")
+            continue
+        kwargs[name] = _convert(hints[name], data[name], key)
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate(where.rstrip(".") if where else "")
+    return obj
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r}: expected a list")
+        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} = {value!r}: expected a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: expected an integer")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: expected true or false")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r}: expected a string")
+        return value
+    return value
+
+
+_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one ``dotted.key[index]=yaml-value`` override to the raw config mapping."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. blur.sigmas=[1,5]")
+    key, raw = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
+    node: Any = data
+    parts = key.strip().split(".")
+    steps: list[str | int] = []
+    for part in parts:
+        match = _KEY_PART.fullmatch(part)
+        if not match:
+            raise ConfigError(f"--set {key}: {part!r} is not a valid key")
+        steps.append(match.group(1))
+        steps.extend(int(i) for i in re.findall(r"\[(\d+)\]", match.group(2)))
+    for step in steps[:-1]:
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                raise ConfigError(f"--set {key}: index [{step}] is out of range")
+            node = node[step]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {step!r} is not a mapping")
+            node = node.setdefault(step, {})
+    last = steps[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ConfigError(f"--set {key}: index [{last}] is out of range")
+    elif not isinstance(node, dict):
+        raise ConfigError(f"--set {key}: cannot set a key inside a non-mapping")
+    node[last] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate a YAML experiment config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    try:
+        config = _build(ExperimentConfig, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config.source_path = str(path)
+    return config

@@ -1,0 +1,114 @@
+"""Which classifiers an experiment trains, and training/evaluating them on cached features.
+
+Features are keyed ``"<role>@<view>"`` (``fg@full``, ``bg@context``). A classifier reads one
+or more keys: ``fg`` and ``bg`` one each, ``joint`` the fg default view and a bg view
+concatenated (late fusion), ``joint-alpha<a>`` the default views with the fg slice penalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ctxfusion.config import ExperimentConfig
+from ctxfusion.models import LinearHead
+from ctxfusion.train import train_linear_head
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """A head to train: its result name, the feature keys it reads, its alpha."""
+
+    name: str
+    inputs: tuple[str, ...]
+    alpha: float = 0.0
+
+
+@dataclass
+class SubsetData:
+    """Rows of a split that belong to one class subset, labels re-indexed to the subset."""
+
+    rows: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+
+def feature_key(role: str, view: str) -> str:
+    return f"{role}@{view}"
+
+
+def _suffix(view: str, default: str) -> str:
+    return "" if view == default else f"@{view}"
+
+
+def classifier_specs(config: ExperimentConfig) -> list[ClassifierSpec]:
+    """Every classifier of the experiment, in report order."""
+    fg_views, bg_views = config.streams.fg.views, config.streams.bg.views
+    fg0, bg0 = fg_views[0], bg_views[0]
+    specs = [ClassifierSpec(f"fg{_suffix(v, fg0)}", (feature_key("fg", v),)) for v in fg_views]
+    specs += [ClassifierSpec(f"bg{_suffix(v, bg0)}", (feature_key("bg", v),)) for v in bg_views]
+    specs += [
+        ClassifierSpec(f"joint{_suffix(v, bg0)}", (feature_key("fg", fg0), feature_key("bg", v)))
+        for v in bg_views
+    ]
+    specs += [
+        ClassifierSpec(
+            f"joint-alpha{alpha:g}", (feature_key("fg", fg0), feature_key("bg", bg0)), alpha
+        )
+        for alpha in config.heads.alphas
+    ]
+    return specs
+
+
+def feature_keys(config: ExperimentConfig) -> list[tuple[str, str]]:
+    """(role, view) pairs whose features the experiment needs."""
+    return [("fg", v) for v in config.streams.fg.views] + [
+        ("bg", v) for v in config.streams.bg.views
+    ]
+
+
+def select_subset(labels: torch.Tensor, all_classes: list[str], subset: list[str]) -> SubsetData:
+    """Rows whose label is one of ``subset``'s classes; labels mapped to positions in it."""
+    index = {name: i for i, name in enumerate(all_classes)}
+    mapping = torch.full((len(all_classes),), -1, dtype=torch.long)
+    for position, name in enumerate(subset):
+        mapping[index[name]] = position
+    mapped = mapping[labels]
+    rows = torch.nonzero(mapped >= 0).flatten()
+    return SubsetData(rows=rows, labels=mapped[rows], classes=list(subset))
+
+
+def train_heads(
+    config: ExperimentConfig,
+    specs: list[ClassifierSpec],
+    features: dict[str, torch.Tensor],
+    subset: SubsetData,
+) -> dict[str, LinearHead]:
+    """Train every head of ``specs`` on the subset's rows of cached train features."""
+    heads = {}
+    for spec in specs:
+        inputs = [features[key][subset.rows] for key in spec.inputs]
+        heads[spec.name] = train_linear_head(
+            inputs,
+            subset.labels,
+            len(subset.classes),
+            alpha=spec.alpha,
+            penalised_stream=0,
+            epochs=config.heads.epochs,
+            lr=config.heads.lr,
+            batch_size=config.heads.batch_size,
+            seed=config.seed,
+        )
+    return heads
+
+
+@torch.no_grad()
+def head_accuracy(
+    head: LinearHead, spec: ClassifierSpec, features: dict[str, torch.Tensor],
+    rows: torch.Tensor | None, labels: torch.Tensor,
+) -> float:
+    """Accuracy of ``head`` on the given rows of ``features`` (all rows when ``rows`` is None)."""
+    inputs = [features[key] if rows is None else features[key][rows] for key in spec.inputs]
+    logits = head(torch.cat(inputs, dim=1))
+    return float((logits.argmax(dim=1) == labels).float().mean()) if len(labels) else float("nan")

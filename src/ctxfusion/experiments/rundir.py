@@ -1,0 +1,128 @@
+"""The run directory: resolved config, provenance (versions, device, seeds, timings), results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ctxfusion.io import atomic_write_text
+
+RESULT_COLUMNS = (
+    "experiment", "dataset", "subset", "classifier", "source", "perturbation", "level",
+    "accuracy", "n",
+)
+WEIGHT_COLUMNS = ("dataset", "subset", "classifier", "alpha", "stream", "mean_abs_weight")
+PCA_COLUMNS = ("dataset", "stream", "condition", "label", "pc1", "pc2")
+
+_PACKAGES = ("ctxfusion", "torch", "torchvision", "numpy", "torchattacks", "pycocotools",
+             "scikit-learn", "matplotlib", "safetensors")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable device description (GPU name, or CPU with thread count)."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV with a fixed column order, atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+@dataclass
+class RunRecorder:
+    """Collects rows, timings and notes of one run and writes them into ``out``."""
+
+    out: Path
+    experiment: str
+    started: float = field(default_factory=time.time)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    weights: list[dict[str, Any]] = field(default_factory=list)
+    pca: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add_result(self, **row: Any) -> None:
+        row.setdefault("experiment", self.experiment)
+        row.setdefault("source", "")
+        self.results.append(row)
+
+    @contextmanager
+    def timed(self, step: str):
+        """Time a step; repeated steps accumulate."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - start
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            print(f"note: {text}", file=sys.stderr)
+
+    def write_config(self, config_dict: dict[str, Any]) -> None:
+        atomic_write_text(self.out / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+
+    def write(self) -> None:
+        """Write results.csv/json, weights.csv, pca.csv and run.json (each atomically)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_csv(self.out / "results.csv", RESULT_COLUMNS, self.results)
+        rows = [{k: r.get(k, "") for k in RESULT_COLUMNS} for r in self.results]
+        atomic_write_text(self.out / "results.json", json.dumps(rows, indent=1))
+        if self.weights:
+            write_csv(self.out / "weights.csv", WEIGHT_COLUMNS, self.weights)
+        if self.pca:
+            write_csv(self.out / "pca.csv", PCA_COLUMNS, self.pca)
+        finished = time.time()
+        run = {
+            "experiment": self.experiment,
+            "started": _iso(self.started),
+            "finished": _iso(finished),
+            "duration_s": round(finished - self.started, 2),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            **self.info,
+            "notes": self.notes,
+        }
+        atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str))
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")

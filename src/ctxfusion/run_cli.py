@@ -1,0 +1,28 @@
+"""``ctxfusion run CONFIG``: one experiment end to end, into a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ctxfusion.config import load_config
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiment YAML (see configs/)")
+    parser.add_argument("--out", help="run directory (default: runs/<experiment>)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key, YAML value, dotted keys: --set blur.sigmas=[1,5] "
+        "--set datasets[0].num_train=200 (repeatable)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    from ctxfusion.experiments import run_experiment
+
+    out = Path(args.out) if args.out else Path("runs") / config.experiment
+    report = run_experiment(config, out)
+    print(f"report: {report}")
+    return 0

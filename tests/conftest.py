@@ -1,0 +1,61 @@
+"""Shared fixtures: the real assets in ../shared (skipped with a reason where absent)."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CTXFUSION_SHARED", REPO.parent / "shared"))
+# Archives from ../shared are unpacked once per machine here (../shared is read-only in CI).
+UNPACK_CACHE = Path(os.environ.get("CTXFUSION_TEST_CACHE", Path.home() / ".cache" / "ctxfusion-tests"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test with the reason."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real asset not available: {path} (set CTXFUSION_SHARED)")
+    return path
+
+
+def unpacked(archive_name: str, top_dir: str) -> Path:
+    """Unpack ``../shared/data/<archive_name>`` once into the test cache; return ``top_dir`` in it."""
+    archive = shared_path("data", archive_name)
+    target = UNPACK_CACHE / archive_name.replace(".tar.gz", "")
+    done = target / ".unpacked"
+    if not done.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        done.touch()
+    return target / top_dir
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return shared_path()
+
+
+@pytest.fixture(scope="session")
+def coco_mini() -> Path:
+    """``../shared/data/coco-mini`` (80 real COCO images with instances annotations)."""
+    return shared_path("data", "coco-mini")
+
+
+@pytest.fixture(scope="session")
+def tiny_imagenet_boxes() -> Path:
+    """The unpacked Tiny ImageNet box subset (real photos, boxes, own train/val split)."""
+    return unpacked("tiny-imagenet-boxes.tar.gz", "tiny-imagenet-boxes")
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg() -> Path:
+    """The unpacked CIFAR-10 JPEG ImageFolder tree (train/<class>, test/<class>)."""
+    return unpacked("cifar10-jpeg.tar.gz", "")
