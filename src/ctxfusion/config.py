@@ -231,6 +231,21 @@ class AdvTrainConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """All-layer fine-tuning of the fg stream before the heads (SPEC §1: CIFAR-10's fg)."""
+
+    enabled: bool = False
+    epochs: int = 1
+    lr: float = 1e-4
+
+    def validate(self, where: str) -> None:
+        if self.epochs <= 0:
+            raise ConfigError(f"{where}.epochs = {self.epochs}: must be > 0")
+        if not self.lr > 0:
+            raise ConfigError(f"{where}.lr = {self.lr}: must be > 0")
+
+
+@dataclass
 class PcaConfig:
     """Fig. 2: PCA of fg and bg features, clean vs blurred."""
 
@@ -262,7 +277,7 @@ class ExperimentConfig:
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     advtrain: AdvTrainConfig = field(default_factory=AdvTrainConfig)
     pca: PcaConfig = field(default_factory=PcaConfig)
-    finetune_fg: bool = False
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     source_path: str = ""
 
     def validate(self, where: str) -> None:

@@ -78,8 +78,9 @@ def advtrain_rows(
             ctx.streams["fg"], head.to(ctx.device), _relabel(loader, train_data.labels),
             eps=eps.to(ctx.device), adv_fraction=cfg.adv_fraction, epochs=cfg.epochs,
             lr=cfg.lr, train_backbone=cfg.train_backbone, seed=ctx.config.seed,
+            device=ctx.device,
         )
-        return {k: v.detach().cpu() for k, v in retrained.state_dict().items()}
+        return {k: v.detach().cpu() for k, v in retrained.head.state_dict().items()}
 
     state = ctx.cache.get_or_compute(description, compute)
     adv_head = LinearHead(fg_head.in_dims, fg_head.out_features)

@@ -17,7 +17,10 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from ctxfusion.config import DatasetConfig, ExperimentConfig
+from ctxfusion.data.cifar import prepare_cifar10
+from ctxfusion.data.coco import prepare_coco
 from ctxfusion.data.datasets import ManifestDataset, collate_with_boxes
+from ctxfusion.data.imagefolder import prepare_imagefolder
 from ctxfusion.data.manifest import MANIFEST_NAME, Manifest, load_manifest
 from ctxfusion.errors import DataError
 from ctxfusion.experiments.sweeps import SplitData
@@ -56,8 +59,6 @@ def _source_path(dataset: DatasetConfig, value: str | None, base: Path | None) -
 
 def prepare_dataset(dataset: DatasetConfig) -> Manifest:
     """Build (or reuse) the manifest of ``dataset``."""
-    from ctxfusion.data import prepare as prep
-
     if dataset.kind == "manifest":
         return load_manifest(expand_path(dataset.manifest))
     out = home_dir() / "datasets" / f"{dataset.name}-{_settings_key(dataset)}"
@@ -72,27 +73,26 @@ def prepare_dataset(dataset: DatasetConfig) -> Manifest:
             raw, num_train=dataset.num_train, num_test=dataset.num_test,
             context_strength=dataset.context_strength, seed=dataset.seed,
         )
-        return prep.prepare_coco(
+        return prepare_coco(
             annotations=raw / "instances_train.json", images=raw / "train",
             test_annotations=raw / "instances_test.json", test_images=raw / "test",
             out=out, num_classes=dataset.num_classes, classes=dataset.classes,
-            seed=dataset.seed, instance_rule=dataset.instance_rule, dataset_name=dataset.name,
+            seed=dataset.seed, instance_rule=dataset.instance_rule, dataset=dataset.name,
         )
     if dataset.kind == "coco":
-        return prep.prepare_coco(
+        return prepare_coco(
             annotations=_source_path(dataset, dataset.annotations, base),
             images=_source_path(dataset, dataset.images, base),
             test_annotations=_source_path(dataset, dataset.test_annotations, base),
             test_images=_source_path(dataset, dataset.test_images, base),
             out=out, num_classes=dataset.num_classes, classes=dataset.classes,
-            seed=dataset.seed, instance_rule=dataset.instance_rule, dataset_name=dataset.name,
+            seed=dataset.seed, instance_rule=dataset.instance_rule, dataset=dataset.name,
         )
     if dataset.kind == "cifar10":
         root = _source_path(dataset, dataset.root, base) if dataset.root else base
-        return prep.prepare_cifar10(root=root, out=out, dataset_name=dataset.name)
+        return prepare_cifar10(root=root, out=out)
     root = _source_path(dataset, dataset.root, base)
-    return prep.prepare_imagefolder(root=root, out=out, seed=dataset.seed,
-                                    dataset_name=dataset.name)
+    return prepare_imagefolder(root=root, out=out, seed=dataset.seed, dataset=dataset.name)
 
 
 def _limit_per_class(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -116,7 +116,7 @@ def load_split(
     """The (limited) split as a loader plus its labels, ids and a content digest."""
     full = ManifestDataset(manifest, split, image_size)
     labels = np.asarray(full.labels, dtype=np.int64)
-    ids = np.asarray(full.ids, dtype=np.int64)
+    ids = np.asarray(full.image_ids, dtype=np.int64)
     if len(labels) == 0:
         raise DataError(f"dataset {dataset.name}: the {split} split is empty")
     limit = dataset.max_train_per_class if split == "train" else dataset.max_test_per_class

@@ -18,6 +18,7 @@ from ctxfusion.experiments.attacks import (
 )
 from ctxfusion.experiments.context import RunContext, seed_everything
 from ctxfusion.experiments.data import load_split, prepare_dataset
+from ctxfusion.experiments.finetune import finetuned_stream
 from ctxfusion.experiments.heads import (
     classifier_specs,
     head_accuracy,
@@ -46,17 +47,18 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
         "threat_model": _threat_model(ctx),
         "datasets": {},
     })
+    pretrained_fg = ctx.streams["fg"]
     for dataset in config.datasets:
+        ctx.streams["fg"] = pretrained_fg  # fine-tuning (if any) is per dataset
         with recorder.timed(f"dataset {dataset.name}"):
             _run_dataset(ctx, dataset)
         recorder.write()  # finished datasets are on disk even if a later one fails
     recorder.info["cache"] = {"hits": ctx.cache.hits, "misses": ctx.cache.misses}
     recorder.write()
     with recorder.timed("report"):
-        from ctxfusion.report import build_report, make_figures
+        from ctxfusion.report import build_report
 
-        make_figures(out)
-        report = build_report(out)
+        report = build_report(out)  # redraws every figure the data supports
     recorder.write()
     return report
 
@@ -106,6 +108,9 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
         steps -= {"blur", "pca"}
     train = load_split(cfg, dataset, manifest, "train", image_size)
     test = load_split(cfg, dataset, manifest, "test", image_size)
+    if cfg.finetune.enabled:
+        with recorder.timed("finetune"):
+            ctx.streams["fg"] = finetuned_stream(ctx, train, len(manifest.classes))
     subsets = [s for s in dataset.subsets if s == "all" or manifest.subsets.get(s)]
     for skipped in sorted(set(dataset.subsets) - set(subsets)):
         recorder.note(f"{dataset.name}: subset {skipped} not available in the manifest")

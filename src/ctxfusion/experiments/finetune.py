@@ -1,0 +1,49 @@
+"""All-layer fine-tuning of the fg stream (SPEC §1, CIFAR-10), cached by content.
+
+The fine-tuned backbone replaces the fg stream for the dataset; its digest then keys every
+feature computed from it. The fg classifier is the linear head trained on the fine-tuned
+backbone's features, like every other head.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+from ctxfusion.experiments.attacks import _relabel
+from ctxfusion.experiments.context import RunContext
+from ctxfusion.experiments.sweeps import SplitData
+from ctxfusion.features import module_digest
+from ctxfusion.streams import Stream
+from ctxfusion.train import finetune_classifier
+
+
+def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Stream:
+    """A copy of the fg stream with all layers fine-tuned on ``train`` (cached)."""
+    cfg = ctx.config.finetune
+    base = ctx.streams["fg"]
+    description = {
+        "kind": "finetune", "stream": base.weights_sha256, "train": train.digest,
+        "epochs": cfg.epochs, "lr": cfg.lr, "seed": ctx.config.seed,
+        "num_classes": num_classes,
+    }
+    stream = copy.deepcopy(base)
+
+    def compute() -> dict:
+        print("fine-tuning every layer of the fg stream: this step trains the backbone, so "
+              "its features cannot come from the feature cache until it is done", file=sys.stderr)
+        for parameter in stream.parameters():
+            parameter.requires_grad_(True)
+        model = finetune_classifier(
+            stream, num_classes, _relabel(train.loader, train.labels), epochs=cfg.epochs,
+            lr=cfg.lr, device=ctx.device, seed=ctx.config.seed,
+        )
+        return {k: v.detach().cpu() for k, v in model.streams[0].state_dict().items()}
+
+    state = ctx.cache.get_or_compute(description, compute)
+    stream.load_state_dict(state)
+    stream.eval()
+    for parameter in stream.parameters():
+        parameter.requires_grad_(False)
+    stream.weights_sha256 = module_digest(stream)
+    return stream.to(ctx.device)

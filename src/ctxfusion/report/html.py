@@ -1,0 +1,286 @@
+"""The self-contained ``report.html`` of a run directory.
+
+One file a reader can open offline or mail: figures inlined as base64 PNG, CSS inline, every
+value from the run escaped with :func:`html.escape` (class names and notes are user data).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ctxfusion.io import atomic_write_text
+from ctxfusion.report.figures import FigureSet, render_figures
+from ctxfusion.report.rundir import ResultRow, RunData, load_run
+from ctxfusion.report.style import classifier_sort_key
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right}
+th{background:#f2f2f2}td.k,th.k{text-align:left}
+figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444}
+pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em}
+.caution{background:#fff4e5;border-left:4px solid #e66101;padding:.6em 1em}
+"""
+NAV = ("<nav>" + " | ".join(
+    f"<a href='#{anchor}'>{text}</a>" for anchor, text in (
+        ("summary", "summary"), ("threat-model", "threat model"), ("figures", "figures"),
+        ("missing", "figures not produced"), ("results", "results tables"), ("notes", "notes"),
+        ("config", "config"))) + "</nav>")
+CAUTION = (
+    "Robust accuracy measured with transfer FGSM alone (images crafted on the fg classifier and "
+    "fed to bg and joint) is not a defence claim: a single-step attack through another model's "
+    "gradients can overstate robustness (gradient masking, weak transfer). A robustness claim for "
+    "the fused model needs white-box attacks through the joint model itself, iterative attacks "
+    "(PGD with restarts) and a standard suite such as AutoAttack, reported beside clean accuracy."
+)
+
+
+def esc(value: Any) -> str:
+    """HTML-escaped text of any value."""
+    return html.escape(str(value), quote=True)
+
+
+def format_accuracy(accuracy: float) -> str:
+    """Accuracy in [0,1] as a percentage with one decimal, as printed in the tables."""
+    return f"{100.0 * accuracy:.1f}"
+
+
+def format_level(level: float) -> str:
+    """A sigma or eps value as printed in table headers."""
+    return f"{level:g}"
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
+
+
+def _kv_table(pairs: Iterable[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th class='k'>{esc(k)}</th><td class='k'>{esc(v)}</td></tr>"
+                   for k, v in pairs)
+    return f"<table>{rows}</table>" if rows else "<p>(none recorded)</p>"
+
+
+def _summary(run: RunData) -> str:
+    info = run.run_info
+    duration = info.get("duration_s")
+    parts = [_kv_table([
+        ("experiment", info.get("experiment") or ", ".join(sorted({r.experiment
+                                                                   for r in run.results}))),
+        ("run directory", run.run_dir.resolve()), ("started", info.get("started", "?")),
+        ("finished", info.get("finished", "?")),
+        ("duration", f"{duration:.1f} s" if isinstance(duration, int | float) else "?"),
+        ("device", info.get("device", "?")), ("seed", info.get("seed", "?")),
+    ])]
+    parts.append("<h3>Datasets</h3><table><tr><th class='k'>dataset</th><th>kind</th>"
+                 "<th>boxes</th><th>context strength</th><th>n train</th><th>n test</th>"
+                 "<th class='k'>classes per subset</th></tr>")
+    for name in run.datasets():
+        d = run.dataset_info(name)
+        subsets = d.get("subsets") or {}
+        if not subsets:
+            subsets = {s: None for s in dict.fromkeys(r.subset for r in run.results
+                                                      if r.dataset == name)}
+        listing = "<br>".join(
+            f"<b>{esc(s)}</b> ({len(c)}): {esc(', '.join(map(str, c)))}" if isinstance(c, list)
+            else f"<b>{esc(s)}</b>: classes not listed (run.json)" for s, c in subsets.items())
+        parts.append(f"<tr><td class='k'>{esc(name)}</td><td>{esc(d.get('kind', '?'))}</td>"
+                     f"<td>{esc(d.get('has_boxes', '?'))}</td>"
+                     f"<td>{esc(_or_dash(d.get('context_strength')))}</td>"
+                     f"<td>{esc(d.get('n_train', '?'))}</td><td>{esc(d.get('n_test', '?'))}</td>"
+                     f"<td class='k'>{listing}</td></tr>")
+    parts.append("</table>")
+    timings = info.get("timings") or {}
+    parts.append("<h3>Timings</h3>" + _kv_table(
+        (k, f"{v:.1f} s" if isinstance(v, int | float) else v) for k, v in timings.items()))
+    parts.append("<h3>Versions</h3>" + _kv_table((info.get("versions") or {}).items()))
+    streams = info.get("streams") or {}
+    parts.append("<h3>Streams</h3>" + _kv_table(
+        (k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
+        for k, v in streams.items()))
+    return "<h2 id='summary'>Run summary</h2>" + "".join(parts)
+
+
+def _fmt_eps(value: Any) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_fmt_eps(v) for v in value) + ")"
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
+
+
+def _scale(value: Any, factor: float) -> Any:
+    if isinstance(value, list):
+        return [_scale(v, factor) for v in value]
+    return value * factor if isinstance(value, int | float) else "?"
+
+
+def _listing(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value or "?")
+
+
+def _attack_details(attack: dict[str, Any]) -> str:
+    shown = ("name", "source", "evaluated_on", "setting")
+    return "; ".join(f"{k}: {_fmt_eps(v)}" for k, v in attack.items() if k not in shown) or "-"
+
+
+def _threat_model(run: RunData) -> str:
+    tm = run.run_info.get("threat_model") or {}
+    parts = ["<h2 id='threat-model'>Threat model</h2>"]
+    if not tm:
+        parts.append("<p>run.json records no threat model; what follows is read from "
+                     "results.csv.</p>")
+    parts.append(_kv_table([("norm", tm.get("norm", "Linf (assumed)")),
+                            ("eps defined in", tm.get("eps_space", "pixel (assumed)")),
+                            ("pixel range", "[0, 1]; normalisation is inside each model")]))
+    pixel, normalised = tm.get("epsilons_pixel") or [], tm.get("epsilons_normalized") or []
+    if pixel:
+        parts.append("<table><tr><th>eps (pixel space, [0,1])</th><th>eps / 255</th>"
+                     "<th>normalised-input equivalent (per channel)</th></tr>")
+        for k, eps in enumerate(pixel):
+            norm = normalised[k] if k < len(normalised) else "?"
+            scaled = _fmt_eps(_scale(eps, 255.0))
+            parts.append(f"<tr><td>{esc(_fmt_eps(eps))}</td><td>{esc(scaled)}</td>"
+                         f"<td>{esc(_fmt_eps(norm))}</td></tr>")
+        parts.append("</table>")
+    attacks = tm.get("attacks") or []
+    if attacks:
+        parts.append("<h3>Attacks (run.json)</h3><table><tr><th class='k'>attack</th>"
+                     "<th class='k'>crafted on</th><th class='k'>evaluated on</th>"
+                     "<th class='k'>setting</th><th class='k'>details</th></tr>")
+        for a in attacks:
+            parts.append(f"<tr><td class='k'>{esc(a.get('name', '?'))}</td>"
+                         f"<td class='k'>{esc(a.get('source', '?'))}</td>"
+                         f"<td class='k'>{esc(_listing(a.get('evaluated_on')))}</td>"
+                         f"<td class='k'>{esc(a.get('setting', '?'))}</td>"
+                         f"<td class='k'>{esc(_attack_details(a))}</td></tr>")
+        parts.append("</table>")
+    crafted: dict[tuple[str, str], set[str]] = {}
+    for r in run.results:
+        if r.source:
+            crafted.setdefault((r.perturbation, r.source), set()).add(r.classifier)
+    if crafted:
+        parts.append("<h3>Transfer vs white-box (results.csv)</h3><table><tr>"
+                     "<th class='k'>attack</th><th class='k'>crafted on</th>"
+                     "<th class='k'>white-box (attacked through its own gradients)</th>"
+                     "<th class='k'>transfer (sees images crafted on another model)</th></tr>")
+        for (attack, source), names in sorted(crafted.items()):
+            ordered = sorted(names, key=classifier_sort_key)
+            white = [n for n in ordered if n == source]
+            transfer = [n for n in ordered if n != source]
+            parts.append(f"<tr><td class='k'>{esc(attack)}</td><td class='k'>{esc(source)}</td>"
+                         f"<td class='k'>{esc(', '.join(white) or '-')}</td>"
+                         f"<td class='k'>{esc(', '.join(transfer) or '-')}</td></tr>")
+        parts.append("</table>")
+    parts.append(f"<p class='caution'><b>Caution.</b> {esc(CAUTION)}</p>")
+    return "".join(parts)
+
+
+def _figures(figures: FigureSet) -> str:
+    parts = ["<h2 id='figures'>Figures</h2>"]
+    for record in figures.produced:
+        data = base64.b64encode(record.path.read_bytes()).decode("ascii")
+        parts.append(f"<figure id='{esc(record.path.stem)}'><img alt='{esc(record.path.name)}' "
+                     f"src='data:image/png;base64,{data}'><figcaption><b>"
+                     f"{esc(record.path.name)}</b>: {esc(record.caption)}</figcaption></figure>")
+    if not figures.produced:
+        parts.append("<p>No figure could be drawn from this run's data.</p>")
+    parts.append("<h3 id='missing'>Figures not produced</h3>")
+    if figures.missing:
+        parts.append("<ul class='missing'>" + "".join(
+            f"<li data-figure='{esc(m.name)}'><b>{esc(m.name)}</b>: {esc(m.reason)}</li>"
+            for m in figures.missing) + "</ul>")
+    else:
+        parts.append("<p>None: every figure was drawn.</p>")
+    return "".join(parts)
+
+
+def _table_key(row: ResultRow, with_experiment: bool) -> tuple[str, ...]:
+    return ((row.experiment,) if with_experiment else ()) + (row.subset, row.classifier,
+                                                             row.source)
+
+
+def results_table(rows: list[ResultRow], dataset: str, perturbation: str,
+                  with_experiment: bool = False) -> str:
+    """One HTML table: rows = subset + classifier (+ source), columns = levels, cells = acc %."""
+    levels = sorted({r.level for r in rows})
+    cells: dict[tuple[str, ...], dict[float, ResultRow]] = {}
+    for r in rows:  # a repeated row (same key and level) keeps its last value, as in the CSV
+        cells.setdefault(_table_key(r, with_experiment), {})[r.level] = r
+    subset_order = {"all": 0, "dissimilar": 1, "similar": 2}
+    keys = sorted(cells, key=lambda k: (k[:-3], subset_order.get(k[-3], 3), k[-3],
+                                        classifier_sort_key(k[-2]), k[-1]))
+    head = "".join(f"<th data-level='{format_level(lv)}'>{format_level(lv)}</th>"
+                   for lv in levels)
+    label = {"blur": "blur sigma (px)", "none": "level (0 = clean)"}.get(
+        perturbation, "eps (pixel space, L-inf)")
+    exp_head = "<th class='k'>experiment</th>" if with_experiment else ""
+    out = [f"<table class='results' data-dataset='{esc(dataset)}' "
+           f"data-perturbation='{esc(perturbation)}'><caption>accuracy (%) by {label}</caption>"
+           f"<tr>{exp_head}<th class='k'>subset</th><th class='k'>classifier</th>"
+           f"<th class='k'>crafted on</th>{head}<th>n</th></tr>"]
+    for key in keys:
+        row_cells = cells[key]
+        tds = "".join(
+            f"<td data-n='{row_cells[lv].n}'>{format_accuracy(row_cells[lv].accuracy)}</td>"
+            if lv in row_cells else "<td>-</td>" for lv in levels)
+        ns = sorted({r.n for r in row_cells.values()})
+        n_text = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+        exp_td = f"<td class='k'>{esc(key[0])}</td>" if with_experiment else ""
+        subset, classifier, source = key[-3:]
+        out.append(f"<tr data-subset='{esc(subset)}' data-classifier='{esc(classifier)}' "
+                   f"data-source='{esc(source)}'>{exp_td}<td class='k'>{esc(subset)}</td>"
+                   f"<td class='k'>{esc(classifier)}</td><td class='k'>{esc(source or '-')}"
+                   f"</td>{tds}<td>{esc(n_text)}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _tables(run: RunData) -> str:
+    parts = ["<h2 id='results'>Results</h2><p>Test accuracy in percent (one decimal); "
+             "n = number of test images; columns are the blur sigma in pixels or the attack "
+             "eps in pixel space (L-inf); 0 is the clean image.</p>"]
+    with_experiment = len({r.experiment for r in run.results}) > 1
+    for dataset in run.datasets():
+        mine = [r for r in run.results if r.dataset == dataset]
+        for perturbation in dict.fromkeys(r.perturbation for r in mine):
+            rows = [r for r in mine if r.perturbation == perturbation]
+            parts.append(f"<h3>{esc(dataset)}: {esc(perturbation)}</h3>")
+            parts.append(results_table(rows, dataset, perturbation, with_experiment))
+    if not run.results:
+        parts.append("<p>results.csv has no rows.</p>")
+    return "".join(parts)
+
+
+def _notes(run: RunData) -> str:
+    notes = [str(n) for n in run.run_info.get("notes") or []]
+    for name in run.datasets():
+        notes += [f"{name}: {n}" for n in run.dataset_info(name).get("notes") or []]
+    notes += [f"report: {w}" for w in run.warnings]
+    items = "".join(f"<li>{esc(n)}</li>" for n in notes) or "<li>(none)</li>"
+    return f"<h2 id='notes'>Notes</h2><ul>{items}</ul>"
+
+
+def render_html(run: RunData, figures: FigureSet) -> str:
+    """The report page as a string."""
+    title = f"ctxfusion report: {run.run_info.get('experiment') or run.run_dir.name}"
+    config = (f"<pre>{esc(run.config_text)}</pre>" if run.config_text is not None
+              else "<p>config.yaml not found in the run directory.</p>")
+    body = (f"<h1>{esc(title)}</h1>" + NAV + _summary(run) + _threat_model(run)
+            + _figures(figures) + _tables(run) + _notes(run)
+            + "<h2 id='config'>Resolved config (config.yaml)</h2>" + config)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Redraw the figures of ``run_dir`` and write its ``report.html``; return the page's path."""
+    run = load_run(run_dir)
+    figures = render_figures(run)
+    return atomic_write_text(run.run_dir / "report.html", render_html(run, figures))
