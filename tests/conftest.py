@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+# No test may start a download (the project's machines are offline; CI must be hermetic).
+os.environ.setdefault("CTXFUSION_OFFLINE", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CTXFUSION_SHARED", REPO.parent / "shared"))
 # Archives from ../shared are unpacked once per machine here (../shared is read-only in CI).
-UNPACK_CACHE = Path(os.environ.get("CTXFUSION_TEST_CACHE", Path.home() / ".cache" / "ctxfusion-tests"))
+UNPACK_CACHE = Path(
+    os.environ.get("CTXFUSION_TEST_CACHE", Path.home() / ".cache" / "ctxfusion-tests")
+)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -26,7 +31,7 @@ def shared_path(*parts: str) -> Path:
 
 
 def unpacked(archive_name: str, top_dir: str) -> Path:
-    """Unpack ``../shared/data/<archive_name>`` once into the test cache; return ``top_dir`` in it."""
+    """Unpack ``../shared/data/<archive_name>`` once into the test cache; return ``top_dir``."""
     archive = shared_path("data", archive_name)
     target = UNPACK_CACHE / archive_name.replace(".tar.gz", "")
     done = target / ".unpacked"
