@@ -19,7 +19,8 @@ UNPACK_CACHE = Path(
     os.environ.get("CTXFUSION_TEST_CACHE", Path.home() / ".cache" / "ctxfusion-tests")
 )
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests use tiny tensors: one thread avoids oversubscription on small shared machines.
+torch.set_num_threads(1)
 
 
 def shared_path(*parts: str) -> Path:

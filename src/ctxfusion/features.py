@@ -1,0 +1,259 @@
+"""Feature extraction and the content-keyed on-disk feature cache (DESIGN: frozen streams).
+
+Frozen streams make features a pure function of (stream weights, images, perturbation, view),
+so they are computed once and cached under ``root/<sha256 of the description>.safetensors``.
+The description is any JSON-able dict that pins that content: stream name and
+``weights_sha256``, manifest sha256, split, subset, image size, view, perturbation kind and
+level, and the :func:`module_digest` of the model that crafted an attack.
+
+A cache file is trusted only if it loads, carries this format, the same canonical
+description, and a sha256 of its tensors that matches; anything else (a truncated file from a
+killed run, a bit flip, a hash collision in the name) is deleted and recomputed with a warning.
+Writes are atomic (``ctxfusion.io.atomic_save_tensors``), so a crash leaves at most a
+``*.tmp-<pid>`` file, which is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, DataError
+from .io import atomic_save_tensors
+
+FORMAT = "ctxfusion-features/1"
+TENSOR_KEYS = ("features", "labels", "ids")
+
+Perturb = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
+
+
+def canonical_json(description: Mapping) -> str:
+    """Sorted-key, whitespace-free JSON: equal descriptions give equal strings."""
+    try:
+        return json.dumps(description, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"feature-cache description must hold only JSON values (str, number, bool, None, "
+            f"lists, dicts); got {description!r}: {err}"
+        ) from err
+
+
+def cache_key(description: Mapping) -> str:
+    """sha256 (hex) of the canonical JSON of ``description``."""
+    return hashlib.sha256(canonical_json(description).encode("utf-8")).hexdigest()
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of ``tensors`` in key order."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(_tensor_bytes(tensor))
+    return digest.hexdigest()
+
+
+def module_digest(module: nn.Module) -> str:
+    """sha256 over a module's state_dict (names, dtypes, shapes, bytes) in key order.
+
+    Keys perturbations crafted on a model: retrain the model and its attacks get a new key.
+    """
+    digest = hashlib.sha256()
+    for key, tensor in module.state_dict().items():
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(_tensor_bytes(tensor))
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Features of one stream on one (perturbed) split, stored as safetensors by content key."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, description: Mapping) -> Path:
+        """Where the features for ``description`` live."""
+        return self.root / f"{cache_key(description)}.safetensors"
+
+    def load(self, description: Mapping) -> dict[str, torch.Tensor] | None:
+        """The cached tensors, or None when absent; a corrupt file is deleted with a warning."""
+        path = self.path(description)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            problem = self._check(meta, tensors, canonical_json(description))
+        except Exception as err:  # safetensors raises several types on truncated files
+            problem = f"unreadable ({type(err).__name__}: {err})"
+        if problem is None:
+            return tensors
+        warnings.warn(f"feature cache file {path} is {problem}; deleting it and recomputing",
+                      RuntimeWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+
+    @staticmethod
+    def _check(meta: dict, tensors: dict[str, torch.Tensor], description: str) -> str | None:
+        if meta.get("format") != FORMAT:
+            return f"not in format {FORMAT} (metadata format={meta.get('format')!r})"
+        if meta.get("description") != description:
+            return "for another description"
+        names = json.loads(meta.get("names", "[]"))
+        if sorted(tensors) != names:
+            return f"missing tensors (has {sorted(tensors)}, recorded {names})"
+        if meta.get("sha256") != tensors_digest(tensors):
+            return "corrupt (sha256 of its tensors does not match its metadata)"
+        return None
+
+    def save(self, description: Mapping, tensors: Mapping[str, torch.Tensor]) -> Path:
+        """Store named tensors atomically (features of a split are ``features`` (N,D),
+        ``labels`` (N,), ``ids`` (N,); experiments also store several feature sets, trained
+        heads and fine-tuned weights under one description)."""
+        if not tensors:
+            raise DataError("nothing to cache: the tensor mapping is empty")
+        if "features" in tensors:
+            _check_feature_tensors(tensors)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        metadata = {"format": FORMAT, "description": canonical_json(description),
+                    "sha256": tensors_digest(tensors), "names": json.dumps(sorted(tensors))}
+        return atomic_save_tensors(self.path(description), tensors, metadata=metadata)
+
+    def get_or_compute(
+        self,
+        description: Mapping,
+        compute_fn: Callable[[], Mapping[str, torch.Tensor]],
+    ) -> dict[str, torch.Tensor]:
+        """Cached tensors for ``description``, else ``compute_fn()`` stored and returned."""
+        cached = self.load(description)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        tensors = dict(compute_fn())
+        self.save(description, tensors)
+        return {k: v.detach().cpu() for k, v in tensors.items()}
+
+
+def _check_feature_tensors(tensors: Mapping[str, torch.Tensor]) -> None:
+    missing = [k for k in TENSOR_KEYS if k not in tensors]
+    if missing:
+        raise DataError(f"feature tensors lack {missing}; need {list(TENSOR_KEYS)}")
+    n = tensors["features"].shape[0]
+    if tensors["features"].dim() != 2 or any(
+        tensors[k].shape != (n,) for k in ("labels", "ids")
+    ):
+        raise DataError(
+            "feature tensors must be features (N,D), labels (N,), ids (N,); got "
+            + ", ".join(f"{k} {tuple(tensors[k].shape)}" for k in TENSOR_KEYS)
+        )
+
+
+def _unpack(batch: Sequence, offset: int) -> tuple:
+    if len(batch) == 4:
+        return tuple(batch)
+    if len(batch) == 2:
+        images, labels = batch
+        ids = torch.arange(offset, offset + len(labels))
+        return images, labels, [torch.zeros(0, 4) for _ in range(len(labels))], ids
+    raise DataError(
+        f"a loader batch must be (images, labels, boxes, ids) or (images, labels); "
+        f"got {len(batch)} items"
+    )
+
+
+def extract_features(
+    streams: Mapping[str, nn.Module],
+    loader: Iterable,
+    *,
+    perturb: Perturb | None = None,
+    views: Mapping[str, Callable | None] | None = None,
+    device: torch.device | str = "cpu",
+    desc: str = "features",
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Run every stream on each (perturbed) batch once -> ({name: (N,D)}, labels, ids).
+
+    ``perturb(images, labels, boxes) -> images`` is applied once per batch (it may need
+    gradients, e.g. FGSM, so it runs outside ``no_grad``) and its output is shared by all
+    streams, so each stream's features of one perturbed batch are computed once and reused by
+    every head that reads them (fg head, joint heads at every alpha). ``views`` maps a stream
+    name to a callable ``view(images, boxes)`` applied before that stream only.
+    """
+    views = dict(views or {})
+    unknown = set(views) - set(streams)
+    if unknown:
+        raise ConfigError(f"views given for unknown streams {sorted(unknown)}; "
+                          f"streams: {sorted(streams)}")
+    for stream in streams.values():
+        stream.to(device).eval()
+    outputs: dict[str, list[torch.Tensor]] = {name: [] for name in streams}
+    labels_out, ids_out, seen = [], [], 0
+    for batch in tqdm(loader, desc=f"{desc} [{', '.join(streams)}]", unit="batch", leave=False):
+        images, labels, boxes, ids = _unpack(batch, seen)
+        images, labels = images.to(device), labels.to(device)
+        boxes = [b.to(device) for b in boxes]
+        if perturb is not None:
+            images = perturb(images, labels, boxes).detach()
+        with torch.no_grad():
+            for name, stream in streams.items():
+                view = views.get(name)
+                seen_images = images if view is None else view(images, boxes)
+                outputs[name].append(stream(seen_images).float().cpu())
+        labels_out.append(labels.cpu())
+        ids_out.append(torch.as_tensor(ids).cpu())
+        seen += len(labels)
+    if not labels_out:
+        raise DataError("the loader yielded no batches: nothing to extract features from")
+    features = {name: torch.cat(chunks) for name, chunks in outputs.items()}
+    return features, torch.cat(labels_out), torch.cat(ids_out)
+
+
+def cached_extract(
+    cache: FeatureCache,
+    descriptions: Mapping[str, Mapping],
+    streams: Mapping[str, nn.Module],
+    loader: Iterable,
+    **kwargs,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """:func:`extract_features` through the cache: one pass computes every missing stream.
+
+    ``descriptions[name]`` keys stream ``name``'s features; streams already cached are not run.
+    """
+    found = {name: cache.load(descriptions[name]) for name in streams}
+    missing = {name: stream for name, stream in streams.items() if found[name] is None}
+    cache.hits += len(streams) - len(missing)
+    if missing:
+        cache.misses += len(missing)
+        views = {k: v for k, v in (kwargs.pop("views", None) or {}).items() if k in missing}
+        features, labels, ids = extract_features(missing, loader, views=views, **kwargs)
+        for name in missing:
+            tensors = {"features": features[name], "labels": labels, "ids": ids}
+            cache.save(descriptions[name], tensors)
+            found[name] = tensors
+    first = next(iter(found.values()))
+    for name, tensors in found.items():
+        if not (torch.equal(tensors["ids"], first["ids"])
+                and torch.equal(tensors["labels"], first["labels"])):
+            raise DataError(
+                f"cached features of stream {name!r} cover other images or another order than "
+                f"those of {next(iter(found))!r}; the descriptions do not pin the same data"
+            )
+    return ({name: found[name]["features"] for name in streams}, first["labels"], first["ids"])

@@ -1,0 +1,197 @@
+"""FGSM with one gradient for a whole eps sweep; iterative attacks through torchattacks.
+
+Threat model: L-inf, eps in [0,1] pixel space (models normalise inside ``forward``). The
+paper's eps lives on the normalised input; ``eps_to_pixel(eps, "normalized", std)`` converts
+it (per channel: an L-inf ball of radius eps in normalised space is eps * std_c in pixels).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+import torchattacks
+from torch import nn
+
+from ..errors import ConfigError
+
+EPS_SPACES = ("pixel", "normalized")
+ATTACKS = ("fgsm", "bim", "pgd", "autoattack")
+
+Eps = float | torch.Tensor
+
+
+def fgsm_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``sign(grad_x CE(model(x), y))`` with the model in eval mode; no parameter gradients."""
+    was_training = model.training
+    model.eval()
+    try:
+        x = images.clone().detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x), labels.to(x.device))
+        (grad,) = torch.autograd.grad(loss, x)
+    finally:
+        model.train(was_training)
+    return grad.sign().detach()
+
+
+def _eps_tensor(eps: Eps, images: torch.Tensor) -> Eps:
+    """A float, or a (C,) per-channel tensor reshaped to broadcast over (N,C,H,W)."""
+    if isinstance(eps, torch.Tensor):
+        if eps.dim() == 0:
+            eps = float(eps)
+        elif eps.dim() != 1 or eps.numel() != images.shape[1]:
+            raise ConfigError(
+                f"per-channel eps must have shape ({images.shape[1]},), got {tuple(eps.shape)}"
+            )
+        else:
+            if bool((eps < 0).any()) or not bool(torch.isfinite(eps).all()):
+                raise ConfigError(f"eps must be finite and >= 0, got {eps.tolist()}")
+            return eps.to(images.device, images.dtype).view(1, -1, 1, 1)
+    if not (isinstance(eps, int | float) and math.isfinite(eps) and eps >= 0):
+        raise ConfigError(f"eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def fgsm_sweep(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epsilons: Sequence[Eps],
+) -> list[torch.Tensor]:
+    """FGSM at every eps from ONE gradient: ``clamp(x + eps * sign(grad), 0, 1)`` per eps.
+
+    sign(grad) does not depend on eps, so a sweep of K values costs one backward pass
+    (DESIGN.md). Each eps is a float or a per-channel (C,) tensor, in pixel space.
+    """
+    scaled = [_eps_tensor(e, images) for e in epsilons]
+    direction = fgsm_direction(model, images, labels)
+    base = images.detach()
+    return [torch.clamp(base + e * direction, min=0, max=1) for e in scaled]
+
+
+def _std_tensor(std: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    std = torch.as_tensor(std, dtype=torch.float64).flatten()
+    if std.numel() == 0 or bool((std <= 0).any()):
+        raise ConfigError(f"std must be a non-empty list of positive numbers, got {std.tolist()}")
+    return std
+
+
+def eps_to_pixel(eps: Eps, space: str = "pixel",
+                 std: Sequence[float] | torch.Tensor | None = None) -> Eps:
+    """eps given in ``space`` -> eps in [0,1] pixel space (a (C,) tensor for ``normalized``)."""
+    if space not in EPS_SPACES:
+        raise ConfigError(f"eps_space {space!r} is unknown; valid: {', '.join(EPS_SPACES)}")
+    if space == "pixel":
+        return eps
+    if std is None:
+        raise ConfigError("eps_space 'normalized' needs the model's per-channel std")
+    return torch.as_tensor(eps, dtype=torch.float64) * _std_tensor(std)
+
+
+def eps_to_normalized(eps_pixel: Eps, std: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """eps in pixel space -> per-channel eps on the normalised input (``eps / std``)."""
+    return torch.as_tensor(eps_pixel, dtype=torch.float64) / _std_tensor(std)
+
+
+class RestartedAttack:
+    """Run an attack with several seeds; keep, per example, the restart with the highest loss.
+
+    torchattacks.PGD has no restarts (only ``random_start``), hence this loop. Each restart
+    runs under ``torch.random.fork_rng`` seeded ``seed + r``, so the caller's RNG is untouched.
+    """
+
+    def __init__(self, attack: torchattacks.Attack, model: nn.Module, restarts: int,
+                 seed: int = 0) -> None:
+        self.attack, self.model, self.restarts, self.seed = attack, model, restarts, seed
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        best, best_loss = None, None
+        devices = [images.device] if images.device.type == "cuda" else []
+        for r in range(self.restarts):
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed + r)
+                adv = self.attack(images, labels)
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                loss = F.cross_entropy(self.model(adv), labels.to(adv.device), reduction="none")
+            self.model.train(was_training)
+            if best is None:
+                best, best_loss = adv, loss
+            else:
+                better = loss > best_loss
+                best = torch.where(better.view(-1, 1, 1, 1), adv, best)
+                best_loss = torch.where(better, loss, best_loss)
+        return best
+
+
+_SETTINGS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "fgsm": {},
+    "bim": {"steps": int, "alpha": (int, float)},
+    "pgd": {"steps": int, "alpha": (int, float), "random_start": bool, "restarts": int,
+            "seed": int},
+    "autoattack": {"num_classes": int, "version": str, "seed": int},
+}
+
+
+def _validate(name: str, settings: dict) -> None:
+    allowed = _SETTINGS[name]
+    for key, value in settings.items():
+        if key not in allowed:
+            valid = ", ".join(allowed) or "none"
+            raise ConfigError(f"attack {name!r}: unknown setting {key!r}; valid settings: {valid}")
+        kind = allowed[key]
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            raise ConfigError(f"attack {name!r}: setting {key!r} has the wrong type: {value!r}")
+    for key in ("steps", "restarts", "num_classes"):
+        if key in settings and settings[key] < 1:
+            raise ConfigError(f"attack {name!r}: {key} must be >= 1, got {settings[key]}")
+    if "alpha" in settings and not settings["alpha"] > 0:
+        raise ConfigError(
+            f"attack {name!r}: alpha (step size) must be > 0, got {settings['alpha']}"
+        )
+    if name == "autoattack":
+        if "num_classes" not in settings:
+            raise ConfigError("attack 'autoattack' needs the setting num_classes (int >= 2)")
+        if settings.get("version", "standard") not in ("standard", "plus", "rand"):
+            raise ConfigError(
+                f"attack 'autoattack': version {settings['version']!r} is unknown; "
+                "valid: standard, plus, rand"
+            )
+
+
+def make_attack(name: str, model: nn.Module, eps: float,
+                **settings) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A white-box L-inf attack ``attack(images, labels) -> adversarial images`` (pixel space).
+
+    ``fgsm``; ``bim`` (steps=10, alpha=eps/4); ``pgd`` (steps=10, alpha=eps/4,
+    random_start=True, restarts=1, seed=0); ``autoattack`` (num_classes required,
+    version="standard", seed=0): torchattacks.AutoAttack, norm Linf. AutoAttack runs
+    APGD-CE, APGD-T, FAB-T and Square (5000 queries): minutes per batch on a CPU, use a GPU
+    or a small evaluation subset. eps must be a float in pixel space.
+    """
+    if name not in ATTACKS:
+        raise ConfigError(f"unknown attack {name!r}; valid attacks: {', '.join(ATTACKS)}")
+    if isinstance(eps, bool) or not (isinstance(eps, int | float) and math.isfinite(eps)
+                                     and eps >= 0):
+        raise ConfigError(
+            f"attack {name!r}: eps must be a number >= 0 in pixel space, got {eps!r} "
+            "(per-channel eps is supported by fgsm_sweep only)"
+        )
+    _validate(name, settings)
+    eps = float(eps)
+    if name == "fgsm":
+        return torchattacks.FGSM(model, eps=eps)
+    steps = settings.get("steps", 10)
+    alpha = float(settings.get("alpha", eps / 4))
+    if name == "bim":
+        return torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps)
+    if name == "pgd":
+        attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps,
+                                  random_start=settings.get("random_start", True))
+        return RestartedAttack(attack, model, settings.get("restarts", 1), settings.get("seed", 0))
+    return torchattacks.AutoAttack(model, norm="Linf", eps=eps,
+                                   version=settings.get("version", "standard"),
+                                   n_classes=settings["num_classes"], seed=settings.get("seed", 0))

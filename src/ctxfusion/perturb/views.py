@@ -1,0 +1,105 @@
+"""What part of the image a stream sees: ``full``, ``context`` or ``object`` (DESIGN: views).
+
+A view is applied inside the model, before its stream, so attacks still see one
+differentiable module (``FusionClassifier(views=[make_view("context"), None])``).
+
+* ``full``: the image itself (the paper).
+* ``context``: the union of the boxes filled with the image's mean colour over the pixels
+  outside the boxes, so the output does not depend on any pixel inside a box. When the boxes
+  cover the whole image there is no context to average: the fill is ``CONTEXT_FALLBACK_FILL``
+  (0.5 gray).
+* ``object``: the boxes' enclosing rectangle, cropped and resized to the input size with
+  ``torchvision.ops.roi_align`` (bilinear, differentiable). Without boxes: the whole image.
+
+Boxes follow the pixel-centre rule of :mod:`ctxfusion.perturb.blur`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torchvision.ops import roi_align
+
+from ..errors import ConfigError
+from .blur import _check_boxes, boxes_mask
+
+VIEWS = ("full", "context", "object")
+CONTEXT_FALLBACK_FILL = 0.5
+
+View = Callable[[torch.Tensor, Sequence[torch.Tensor] | None], torch.Tensor]
+
+
+def context_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Fill the boxes with the mean colour of the pixels outside them (per image, per channel)."""
+    _check_boxes(images, boxes)
+    inside = boxes_mask(boxes, *images.shape[-2:], device=images.device)
+    outside = (~inside).to(images.dtype)
+    n_outside = outside.sum(dim=(2, 3), keepdim=True)
+    # torch.where, not a product with the mask: the inside pixels must not reach the mean
+    # even as 0 * inf = nan.
+    mean = torch.where(inside, torch.zeros_like(images), images).sum(dim=(2, 3), keepdim=True)
+    mean = mean / n_outside.clamp_min(1)
+    fill = torch.where(n_outside > 0, mean, torch.full_like(mean, CONTEXT_FALLBACK_FILL))
+    return torch.where(inside, fill.expand_as(images), images)
+
+
+def enclosing_boxes(boxes: Sequence[torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """(N,4) XYXY rectangle enclosing each image's boxes, clipped; the whole image if none."""
+    rects = []
+    for b in boxes:
+        b = b.to(torch.float32).cpu()
+        if b.shape[0]:
+            x0, y0 = b[:, 0].min().clamp(0, width), b[:, 1].min().clamp(0, height)
+            x1, y1 = b[:, 2].max().clamp(0, width), b[:, 3].max().clamp(0, height)
+            if x1 > x0 and y1 > y0:
+                rects.append(torch.stack([x0, y0, x1, y1]))
+                continue
+        rects.append(torch.tensor([0.0, 0.0, float(width), float(height)]))
+    return torch.stack(rects) if rects else torch.zeros(0, 4)
+
+
+def object_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Crop each image to its boxes' enclosing rectangle and resize it to the input size."""
+    _check_boxes(images, boxes)
+    height, width = images.shape[-2:]
+    rects = enclosing_boxes(boxes, height, width).to(device=images.device, dtype=images.dtype)
+    index = torch.arange(images.shape[0], device=images.device, dtype=images.dtype)[:, None]
+    # aligned=True: box coordinates are continuous pixel coordinates with pixel centres at
+    # +0.5, the convention of our boxes; the whole-image box then maps every pixel to itself.
+    return roi_align(images, torch.cat([index, rects], dim=1), output_size=(height, width),
+                     spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+def apply_view(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None,
+               view: str) -> torch.Tensor:
+    """Apply the named view (``full``, ``context`` or ``object``) to a batch."""
+    return make_view(view)(images, boxes)
+
+
+def make_view(name: str) -> View:
+    """The view ``name`` as a callable ``(images, boxes) -> images`` for ``FusionClassifier``."""
+    if name == "full":
+        return _full
+    if name == "context":
+        return _needs_boxes("context", context_view)
+    if name == "object":
+        return _needs_boxes("object", object_view)
+    raise ConfigError(f"unknown view {name!r}; valid views: {', '.join(VIEWS)}")
+
+
+def _full(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    return images
+
+
+def _needs_boxes(name: str, fn: Callable) -> View:
+    def view(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None) -> torch.Tensor:
+        if boxes is None:
+            raise ConfigError(
+                f"view {name!r} needs the batch's boxes; bind them with "
+                "FusionClassifier.with_boxes(boxes) (a list of (K,4) tensors, empty for none)"
+            )
+        return fn(images, boxes)
+
+    view.__name__ = f"{name}_view"
+    return view
