@@ -1,0 +1,385 @@
+"""SPEC section 2: pruning COCO-format annotations into a manifest.
+
+The rules, applied to each image of an annotation file in this order (``counts.pruning`` gives
+the images left after each):
+
+1. ``annotated``: the image has at least one annotation.
+2. ``no_crowd``: with ``crowd="drop"`` (default) an image with any ``iscrowd`` annotation is
+   dropped, since a crowd region means "many instances"; with ``crowd="ignore"`` crowd
+   annotations are disregarded (neither counted nor kept as boxes).
+3. ``valid_boxes``: boxes are clipped to the image; boxes with zero or negative width or height
+   (after clipping) are dropped and counted (``counts.boxes_dropped``); an image left without
+   boxes is dropped.
+4. ``instances``: ``instance_rule="image"`` (default) keeps an image when all its annotations
+   belong to one category and there are at most ``max_instances`` (2) of them. With
+   ``instance_rule="category"`` the image's label is the category with the largest total box
+   area (ties: lower category id), other categories are context, and the image is kept when
+   the label has at most ``max_instances`` annotations; only the label's boxes are kept.
+5. ``foreground``: the area of the union of the kept boxes (computed exactly, not the sum of
+   box areas) is at most ``max_foreground`` (0.5) of the image area.
+6. ``readable``: the image file decodes and has the size the JSON says (else ``bad_images``:
+   ``skip`` lists it in ``skipped_images``, ``error`` raises).
+7. ``selected_classes``: the image's label is one of the chosen classes (the ``num_classes``
+   categories with the most surviving images of the train annotation file, ties broken by
+   category id, or an explicit list).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pycocotools.coco import COCO
+from tqdm import tqdm
+
+from ctxfusion.data.images import check_image, resolve_image_path
+from ctxfusion.data.manifest import Manifest, choose_subsets, save_manifest, stratified_split
+from ctxfusion.errors import ConfigError, DataError
+from ctxfusion.io import sha256_file
+
+INSTANCE_RULES = ("image", "category")
+CROWD_POLICIES = ("drop", "ignore")
+BAD_IMAGE_POLICIES = ("skip", "error")
+RULES = ("images", "annotated", "no_crowd", "valid_boxes", "instances", "foreground",
+         "readable", "selected_classes")
+
+
+def load_coco(path: str | os.PathLike) -> COCO:
+    """Load and validate a COCO instances JSON; :class:`DataError` naming the file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"annotation file not found: {path}")
+    try:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"annotation file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"annotation file {path} is not COCO format: the top level must be an "
+                        f"object with images, annotations, categories, found {type(data).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            problem = "lacks the key" if key not in data else "must hold a list under"
+            raise DataError(f"annotation file {path} is not COCO format: it {problem} {key!r} "
+                            "(required: images, annotations, categories)")
+    _validate_entries(path, data)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
+        coco.createIndex()
+    return coco
+
+
+def _validate_entries(path: Path, data: dict[str, Any]) -> None:
+    for key, required in (("images", ("id", "file_name", "width", "height")),
+                          ("categories", ("id", "name")),
+                          ("annotations", ("id", "image_id", "category_id", "bbox"))):
+        for index, entry in enumerate(data[key]):
+            missing = [name for name in required
+                       if not isinstance(entry, dict) or name not in entry]
+            if missing:
+                raise DataError(f"annotation file {path}: {key}[{index}] lacks "
+                                f"{', '.join(repr(m) for m in missing)} "
+                                f"(required: {', '.join(required)})")
+    names = [cat["name"] for cat in data["categories"]]
+    if len(set(names)) != len(names):
+        duplicate = sorted({name for name in names if names.count(name) > 1})
+        raise DataError(f"annotation file {path}: category names must be unique, "
+                        f"repeated: {duplicate}")
+    category_ids = {cat["id"] for cat in data["categories"]}
+    image_ids = {image["id"] for image in data["images"]}
+    for index, ann in enumerate(data["annotations"]):
+        if ann["category_id"] not in category_ids:
+            raise DataError(f"annotation file {path}: annotations[{index}] (id {ann['id']}) has "
+                            f"category_id {ann['category_id']!r}, which has no entry in "
+                            f"'categories' (valid ids: {_preview(sorted(category_ids))})")
+        if ann["image_id"] not in image_ids:
+            raise DataError(f"annotation file {path}: annotations[{index}] (id {ann['id']}) has "
+                            f"image_id {ann['image_id']!r}, which has no entry in 'images'")
+        bbox = ann["bbox"]
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, int | float) for v in bbox)):
+            raise DataError(f"annotation file {path}: annotations[{index}] (id {ann['id']}) has "
+                            f"bbox {bbox!r}; expected [x, y, width, height] numbers")
+    for index, image in enumerate(data["images"]):
+        if not (isinstance(image["width"], int) and isinstance(image["height"], int)
+                and image["width"] > 0 and image["height"] > 0):
+            raise DataError(f"annotation file {path}: images[{index}] (id {image['id']}) has "
+                            f"width {image['width']!r}, height {image['height']!r}; "
+                            "expected positive integers")
+
+
+def _preview(values: list[Any], limit: int = 12) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def union_area(boxes: list[list[float]]) -> float:
+    """Exact area of the union of ``[x, y, w, h]`` boxes (coordinate compression).
+
+    Hand-written: torchvision and pycocotools only rasterise boxes to masks (pixel-rounded),
+    and the 50 % rule needs the exact area of overlapping boxes counted once.
+    """
+    xs = sorted({v for x, _, w, _ in boxes for v in (x, x + w)})
+    area = 0.0
+    for left, right in zip(xs, xs[1:], strict=False):
+        spans = sorted((y, y + h) for x, y, w, h in boxes if x <= left and x + w >= right)
+        covered, top, bottom = 0.0, None, None
+        for y0, y1 in spans:
+            if bottom is None or y0 > bottom:
+                covered += 0.0 if bottom is None else bottom - top
+                top, bottom = y0, y1
+            else:
+                bottom = max(bottom, y1)
+        if bottom is not None:
+            covered += bottom - top
+        area += covered * (right - left)
+    return area
+
+
+def _clip_box(bbox: list[float], width: int, height: int) -> list[float]:
+    """Clip ``[x, y, w, h]`` to the image; plain floats keep the JSON's numbers exact."""
+    x0, y0 = max(bbox[0], 0), max(bbox[1], 0)
+    x1, y1 = min(bbox[0] + bbox[2], width), min(bbox[1] + bbox[3], height)
+    if [x0, y0, x1, y1] == [bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]]:
+        return list(bbox)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def prune_images(coco: COCO, *, instance_rule: str = "image", max_instances: int = 2,
+                 max_foreground: float = 0.5, crowd: str = "drop") -> tuple[list[dict], dict]:
+    """Apply rules 1-5 to every image; returns candidates and counts (rules and boxes)."""
+    counts = dict.fromkeys(RULES[:6], 0)
+    box_counts = {"boxes_clipped": 0, "boxes_dropped": 0}
+    candidates = []
+    for image_id in sorted(coco.imgs):
+        image = coco.imgs[image_id]
+        anns = coco.imgToAnns.get(image_id, [])
+        counts["images"] += 1
+        if not anns:
+            continue
+        counts["annotated"] += 1
+        if any(ann.get("iscrowd", 0) for ann in anns):
+            if crowd == "drop":
+                continue
+            anns = [ann for ann in anns if not ann.get("iscrowd", 0)]
+        if not anns:
+            continue
+        counts["no_crowd"] += 1
+        valid = []
+        for ann in anns:
+            box = _clip_box(ann["bbox"], image["width"], image["height"])
+            if box[2] <= 0 or box[3] <= 0:
+                box_counts["boxes_dropped"] += 1
+                continue
+            box_counts["boxes_clipped"] += box != list(ann["bbox"])
+            valid.append((ann["category_id"], box))
+        if not valid:
+            continue
+        counts["valid_boxes"] += 1
+        category_ids = {cat for cat, _ in valid}
+        if instance_rule == "image":
+            if len(category_ids) != 1 or len(valid) > max_instances:
+                continue
+            label = category_ids.pop()
+        else:
+            label = min(category_ids, key=lambda c: (-sum(
+                b[2] * b[3] for cat, b in valid if cat == c), c))
+            if sum(cat == label for cat, _ in valid) > max_instances:
+                continue
+        boxes = [box for cat, box in valid if cat == label]
+        counts["instances"] += 1
+        if union_area(boxes) > max_foreground * image["width"] * image["height"]:
+            continue
+        counts["foreground"] += 1
+        candidates.append({"source_id": image_id, "category_id": label, "boxes": boxes,
+                           "file_name": image["file_name"], "width": image["width"],
+                           "height": image["height"]})
+    return candidates, {**counts, **box_counts}
+
+
+def check_readable(candidates: list[dict], images_dir: Path, bad_images: str, role: str,
+                   progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Rule 6: keep candidates whose file decodes at the JSON's size; the rest are skipped."""
+    kept, skipped = [], []
+    for cand in tqdm(candidates, desc=f"checking {role} images", disable=not progress,
+                     leave=False):
+        path, rel = resolve_image_path(images_dir, cand["file_name"])
+        result = check_image(path)
+        reason = result.error
+        if result.ok and (result.width, result.height) != (cand["width"], cand["height"]):
+            reason = (f"size {result.width}x{result.height} differs from the JSON's "
+                      f"{cand['width']}x{cand['height']}")
+        if reason is None:
+            kept.append({**cand, "file_name": rel})
+        elif bad_images == "error":
+            raise DataError(f"image {path} (id {cand['source_id']}, {role}): {reason} "
+                            "(use --bad-images skip to skip such files)")
+        else:
+            skipped.append({"file_name": rel, "source_id": cand["source_id"], "role": role,
+                            "reason": reason})
+    return kept, skipped
+
+
+
+def _select_classes(counts: dict[int, int], coco: COCO, num_classes: int,
+                    classes: list[str] | None, path: Path) -> tuple[list[int], list[str]]:
+    """Category ids of the chosen classes, in label order, and notes."""
+    by_name = {cat["name"]: cat["id"] for cat in coco.cats.values()}
+    if classes:
+        unknown = [name for name in classes if name not in by_name]
+        if unknown:
+            raise DataError(f"class(es) {', '.join(repr(n) for n in unknown)} not in {path}; "
+                            f"valid names: {', '.join(sorted(by_name))}")
+        if len(set(classes)) != len(classes):
+            raise ConfigError(f"--classes lists a class twice: {classes}")
+        empty = [name for name in classes if counts.get(by_name[name], 0) == 0]
+        if empty:
+            surviving = {coco.cats[c]["name"]: n for c, n in counts.items() if n}
+            raise DataError(f"class(es) {', '.join(repr(n) for n in empty)} have no image left "
+                            f"after pruning {path}; classes with images left: {surviving}")
+        return [by_name[name] for name in classes], []
+    ranked = sorted((cat for cat, n in counts.items() if n), key=lambda c: (-counts[c], c))
+    if not ranked:
+        raise DataError(f"no image of {path} survives the pruning rules (see the counts above "
+                        "each rule in the summary); nothing to prepare")
+    notes = []
+    if len(ranked) < num_classes:
+        notes.append(f"only {len(ranked)} categories have images left after pruning; "
+                     f"using all of them instead of {num_classes}")
+    return ranked[:num_classes], notes
+
+
+def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
+                 out: str | os.PathLike, *, num_classes: int = 24,
+                 classes: list[str] | None = None, seed: int = 0, instance_rule: str = "image",
+                 max_instances: int = 2, max_foreground: float = 0.5, crowd: str = "drop",
+                 test_annotations: str | os.PathLike | None = None,
+                 test_images: str | os.PathLike | None = None, bad_images: str = "skip",
+                 test_fraction: float = 0.25, subset_size: int = 8, dataset: str = "coco",
+                 progress: bool = True) -> Manifest:
+    """Prune a COCO-format dataset (SPEC section 2), split it, choose subsets, write the manifest.
+
+    With ``test_annotations``/``test_images`` the dataset's own split replaces the seeded
+    stratified ``test_fraction`` split, and class selection counts the train file only.
+    """
+    _check_settings(num_classes, instance_rule, max_instances, max_foreground, crowd,
+                    bad_images, test_fraction, subset_size, test_annotations, test_images)
+    sources = [("annotations", Path(annotations), Path(images))]
+    if test_annotations is not None:
+        sources.append(("test_annotations", Path(test_annotations), Path(test_images)))
+    pruning, kept, skipped, cocos = {}, {}, [], {}
+    boxes = {"boxes_clipped": 0, "boxes_dropped": 0}
+    for role, ann_path, img_dir in sources:
+        if not img_dir.is_dir():
+            raise DataError(f"image folder not found: {img_dir} (given for {ann_path})")
+        cocos[role] = coco = load_coco(ann_path)
+        candidates, counts = prune_images(coco, instance_rule=instance_rule,
+                                          max_instances=max_instances,
+                                          max_foreground=max_foreground, crowd=crowd)
+        for key in boxes:
+            boxes[key] += counts.pop(key)
+        kept[role], bad = check_readable(candidates, img_dir, bad_images, role, progress)
+        skipped.extend(bad)
+        pruning[role] = {**counts, "readable": len(kept[role])}
+    train_coco, train_path = cocos["annotations"], sources[0][1]
+    per_category: dict[int, int] = {}
+    for cand in kept["annotations"]:
+        per_category[cand["category_id"]] = per_category.get(cand["category_id"], 0) + 1
+    chosen, notes = _select_classes(per_category, train_coco, num_classes, classes, train_path)
+    names = [train_coco.cats[c]["name"] for c in chosen]
+    supercategories = {train_coco.cats[c]["name"]: train_coco.cats[c].get("supercategory") or
+                       "(none)" for c in chosen}
+    entries = [{**c, "label": train_coco.cats[c["category_id"]]["name"]}
+               for c in kept["annotations"] if c["category_id"] in chosen]
+    pruning["annotations"]["selected_classes"] = len(entries)
+    if test_annotations is None:
+        splits, warnings = stratified_split([e["label"] for e in entries], test_fraction, seed)
+        notes.extend(warnings)
+        for entry, split in zip(entries, splits, strict=True):
+            entry["split"], entry["id"] = split, entry["source_id"]
+    else:
+        test_coco = cocos["test_annotations"]
+        test_entries = [{**c, "label": test_coco.cats[c["category_id"]]["name"], "split": "test"}
+                        for c in kept["test_annotations"]
+                        if test_coco.cats[c["category_id"]]["name"] in supercategories]
+        pruning["test_annotations"]["selected_classes"] = len(test_entries)
+        offset = _id_offset(entries, test_entries)
+        if offset:
+            notes.append(f"image ids of {test_annotations} overlap those of {annotations}: "
+                         f"test ids are source_id + {offset}")
+        for entry in entries:
+            entry["split"], entry["id"] = "train", entry["source_id"]
+        for entry in test_entries:
+            entry["id"] = entry["source_id"] + offset
+        entries += test_entries
+    for split in ("train", "test"):
+        if not any(e["split"] == split for e in entries):
+            raise DataError(f"the {split} split ends empty after pruning and class selection "
+                            f"({len(entries)} images in all); use more data, other --classes, "
+                            "or a looser rule (--instance-rule category, --max-foreground)")
+    subsets, subset_notes = choose_subsets(names, supercategories, subset_size, seed)
+    notes.extend(subset_notes)
+    label_order = {name: i for i, name in enumerate(names)}
+    entries.sort(key=lambda e: (e["split"] != "train", label_order[e["label"]], e["id"]))
+    manifest = Manifest(
+        dataset=dataset, images_dir=str(Path(images).resolve()), classes=names,
+        test_images_dir=str(Path(test_images).resolve()) if test_images else None,
+        images=[_entry(e, subsets) for e in entries], subsets=subsets,
+        supercategories=supercategories, has_boxes=True,
+        counts={"pruning": pruning, **boxes,
+                "split": {s: sum(e["split"] == s for e in entries) for s in ("train", "test")}},
+        settings={"annotations": str(Path(annotations).resolve()),
+                  "images": str(Path(images).resolve()),
+                  "test_annotations": str(Path(test_annotations).resolve())
+                  if test_annotations else None,
+                  "test_images": str(Path(test_images).resolve()) if test_images else None,
+                  "num_classes": num_classes, "classes": classes, "seed": seed,
+                  "instance_rule": instance_rule, "max_instances": max_instances,
+                  "max_foreground": max_foreground, "crowd": crowd, "bad_images": bad_images,
+                  "test_fraction": None if test_annotations else test_fraction,
+                  "subset_size": subset_size},
+        source_sha256={role: sha256_file(path) for role, path, _ in sources},
+        skipped_images=skipped, notes=notes)
+    save_manifest(manifest, out)
+    return manifest
+
+
+def _entry(cand: dict, subsets: dict[str, list[str]]) -> dict:
+    return {"id": cand["id"], "source_id": cand["source_id"], "file_name": cand["file_name"],
+            "label": cand["label"], "boxes": cand["boxes"], "width": cand["width"],
+            "height": cand["height"], "split": cand["split"],
+            "subsets": [name for name, members in subsets.items() if cand["label"] in members]}
+
+
+def _id_offset(train: list[dict], test: list[dict]) -> int:
+    """0 when ids do not collide, else a power of ten above every train id."""
+    train_ids = {e["source_id"] for e in train}
+    if not train_ids.intersection(e["source_id"] for e in test):
+        return 0
+    return 10 ** len(str(max(train_ids)))
+
+
+def _check_settings(num_classes: int, instance_rule: str, max_instances: int,
+                    max_foreground: float, crowd: str, bad_images: str, test_fraction: float,
+                    subset_size: int, test_annotations: Any, test_images: Any) -> None:
+    checks = [
+        (num_classes >= 1, f"num_classes must be >= 1, got {num_classes}"),
+        (instance_rule in INSTANCE_RULES,
+         f"instance_rule {instance_rule!r} is not valid; valid: {', '.join(INSTANCE_RULES)}"),
+        (max_instances >= 1, f"max_instances must be >= 1, got {max_instances}"),
+        (0 < max_foreground <= 1, f"max_foreground must be in (0, 1], got {max_foreground}"),
+        (crowd in CROWD_POLICIES, f"crowd {crowd!r} is not valid; valid: drop, ignore"),
+        (bad_images in BAD_IMAGE_POLICIES,
+         f"bad_images {bad_images!r} is not valid; valid: skip, error"),
+        (0 < test_fraction < 1, f"test_fraction must be in (0, 1), got {test_fraction}"),
+        (subset_size >= 1, f"subset_size must be >= 1, got {subset_size}"),
+        ((test_annotations is None) == (test_images is None),
+         "--test-annotations and --test-images go together: give both or neither"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

@@ -1,0 +1,117 @@
+"""Any ImageFolder tree (``<class>/<image>``) as a box-free manifest.
+
+Layouts: ``root/train/<class>/*`` plus ``root/test/<class>/*`` (or ``root/val``) keep their
+split; otherwise ``root/<class>/*`` (or ``root/train`` alone) gets a seeded stratified split
+(``test_fraction`` per class). Classes are the train folder's sorted names (torchvision's
+``find_classes``) unless ``class_order`` fixes them (e.g. CIFAR-10's official order).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from tqdm import tqdm
+
+from ctxfusion.data.images import check_image
+from ctxfusion.data.manifest import Manifest, save_manifest, stratified_split
+from ctxfusion.errors import ConfigError, DataError
+
+
+def _class_names(folder: Path, class_order: list[str] | None) -> list[str]:
+    try:
+        found, _ = find_classes(str(folder))
+    except FileNotFoundError as exc:
+        raise DataError(f"no class folders in {folder}: expected {folder}/<class>/<image> "
+                        f"({exc})") from exc
+    if class_order is None:
+        return found
+    missing = sorted(set(class_order) - set(found))
+    extra = sorted(set(found) - set(class_order))
+    if missing or extra:
+        raise DataError(f"class folders in {folder} do not match the expected classes "
+                        f"{', '.join(class_order)}: missing {missing or 'none'}, "
+                        f"unexpected {extra or 'none'}")
+    return list(class_order)
+
+
+def _list_images(folder: Path, classes: list[str], root: Path) -> list[tuple[str, str]]:
+    """``(path relative to root, class)`` of every image file under ``folder/<class>``."""
+    present, _ = find_classes(str(folder))
+    unexpected = sorted(set(present) - set(classes))
+    if unexpected:
+        raise DataError(f"{folder} has class folders {unexpected} that the train folder lacks; "
+                        f"valid: {', '.join(classes)}")
+    class_to_idx = {name: i for i, name in enumerate(classes) if name in present}
+    files = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+    return [(Path(path).relative_to(root).as_posix(), classes[index]) for path, index in files]
+
+
+def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
+                        test_fraction: float = 0.25, seed: int = 0,
+                        class_order: list[str] | None = None, bad_images: str = "skip",
+                        dataset: str = "imagefolder", progress: bool = True,
+                        decode_images: bool = True) -> Manifest:
+    """Write a box-free manifest for an ImageFolder tree; unreadable files skipped or fatal.
+
+    ``decode_images=False`` reads only image headers (for images this program just wrote).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if bad_images not in ("skip", "error"):
+        raise ConfigError(f"bad_images {bad_images!r} is not valid; valid: skip, error")
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    own_split = train_dir != root and test_dir is not None
+    classes = _class_names(train_dir, class_order)
+    listed = {"train": _list_images(train_dir, classes, root)}
+    if own_split:
+        listed["test"] = _list_images(test_dir, classes, root)
+    entries, skipped, pruning = [], [], {}
+    for role, files in listed.items():
+        kept = 0
+        for rel, label in tqdm(files, desc=f"checking {role} images", disable=not progress,
+                               leave=False):
+            result = check_image(root / rel, decode=decode_images)
+            if not result.ok:
+                if bad_images == "error":
+                    raise DataError(f"image {root / rel}: {result.error} "
+                                    "(use --bad-images skip to skip such files)")
+                skipped.append({"file_name": rel, "role": role, "reason": result.error})
+                continue
+            kept += 1
+            entries.append({"file_name": rel, "label": label, "boxes": [], "split": role,
+                            "width": result.width, "height": result.height})
+        pruning[role if own_split else "all"] = {"files": len(files), "readable": kept}
+    notes = []
+    if not own_split:
+        splits, notes = stratified_split([e["label"] for e in entries], test_fraction, seed)
+        for entry, split in zip(entries, splits, strict=True):
+            entry["split"] = split
+    for split in ("train", "test"):
+        if not any(e["split"] == split for e in entries):
+            raise DataError(f"the {split} split of {root} ends empty ({len(entries)} readable "
+                            f"images in all, {len(skipped)} unreadable); "
+                            f"valid image extensions: {', '.join(IMG_EXTENSIONS)}")
+    order = {name: i for i, name in enumerate(classes)}
+    entries.sort(key=lambda e: (e["split"] != "train", order[e["label"]], e["file_name"]))
+    for index, entry in enumerate(entries):
+        entry["id"] = index
+        entry["subsets"] = ["all"]
+    manifest = Manifest(
+        dataset=dataset, images_dir=str(root.resolve()), classes=classes,
+        images=[{key: e[key] for key in ("id", "file_name", "label", "boxes", "width", "height",
+                                         "split", "subsets")} for e in entries],
+        subsets={"all": list(classes)}, has_boxes=False,
+        counts={"pruning": pruning, "split": {s: sum(e["split"] == s for e in entries)
+                                              for s in ("train", "test")}},
+        settings={"root": str(root.resolve()), "own_split": own_split, "seed": seed,
+                  "test_fraction": None if own_split else test_fraction,
+                  "bad_images": bad_images},
+        skipped_images=skipped, notes=notes)
+    save_manifest(manifest, out)
+    return manifest
