@@ -16,7 +16,10 @@ from ctxfusion.errors import CtxfusionError
 
 #: subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("ctxfusion.data.prepare_cli", "build a dataset manifest (COCO-format, CIFAR-10 or any ImageFolder tree)"),
+    "prepare": (
+        "ctxfusion.data.prepare_cli",
+        "build a dataset manifest (COCO-format, CIFAR-10 or any ImageFolder tree)",
+    ),
     "pretrain": (
         "ctxfusion.pretrain_cli",
         "generate the contextual-scenes benchmark and pretrain its two small streams",

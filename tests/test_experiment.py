@@ -1,0 +1,108 @@
+"""End to end: a small demo-config run writes a complete, reproducible run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from ctxfusion.config import load_config
+from ctxfusion.experiments import run_experiment
+from ctxfusion.experiments.rundir import RESULT_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = [
+    "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 240, "
+    "num_test: 96, seed: 5}]",
+    "blur.sigmas=[0.001, 2.86]",
+    "blur.example_sigma=12.9",
+    "fgsm.epsilons=[0, 0.01]",
+    "whitebox.epsilons=[0.01]",
+    "whitebox.steps=2",
+    "whitebox.max_images=16",
+    "advtrain.epochs=1",
+    "heads.epochs=30",
+    "heads.alphas=[0.1, 10]",
+    "pca.max_points_per_class=10",
+    "batch_size=64",
+]
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The same small config run twice with one cache (second run: all cache hits)."""
+    home = tmp_path_factory.mktemp("home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CTXFUSION_HOME", str(home))
+    try:
+        config = load_config(REPO / "configs" / "demo.yaml", SMALL)
+        first = tmp_path_factory.mktemp("run1")
+        run_experiment(config, first)
+        second = tmp_path_factory.mktemp("run2")
+        run_experiment(config, second)
+    finally:
+        patch.undo()
+    return first, second, json.loads((second / "run.json").read_text())
+
+
+def _rows(run: Path) -> list[dict]:
+    with open(run / "results.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_directory_is_complete(small_runs) -> None:
+    run, _, info = small_runs
+    for name in ("config.yaml", "run.json", "results.csv", "results.json", "weights.csv",
+                 "pca.csv", "report.html", "examples/blur_example_scenes-cs0.8.png"):
+        assert (run / name).is_file(), name
+    assert {"versions", "device", "seed", "timings", "threat_model"} <= set(info)
+    assert info["threat_model"]["norm"] == "Linf"
+    figures = {p.name.split("_")[0].split(".")[0] for p in run.glob("fig*.png")}
+    assert {"fig2", "fig3a", "fig3b", "fig3c", "fig3d", "fig4a", "fig4b", "fig5a", "fig5b",
+            "fig5c", "fig5d"} <= figures
+
+
+def test_results_table_has_every_row(small_runs) -> None:
+    run, _, _ = small_runs
+    rows = _rows(run)
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    classifiers = {"fg", "bg", "bg@context", "joint", "joint@context", "joint-alpha0.1",
+                   "joint-alpha10"}
+    for subset in ("all", "dissimilar", "similar"):
+        for perturbation, levels in (("none", {"0"}), ("blur", {"0.001", "2.86"})):
+            for classifier in classifiers:
+                found = {r["level"] for r in rows if r["subset"] == subset
+                         and r["classifier"] == classifier and r["perturbation"] == perturbation}
+                assert found == levels, (subset, classifier, perturbation, found)
+        fgsm = {(r["classifier"], r["source"]) for r in rows
+                if r["subset"] == subset and r["perturbation"] == "fgsm"}
+        assert {(c, "fg") for c in classifiers} <= fgsm
+        assert {(c, "joint") for c in classifiers} <= fgsm
+        assert ("fg-advtrain", "fg-advtrain") in fgsm
+        pgd = {(r["classifier"], r["source"]) for r in rows
+               if r["subset"] == subset and r["perturbation"] == "pgd"}
+        assert pgd == {("fg", "fg"), ("joint", "joint")}
+    for row in rows:
+        assert 0.0 <= float(row["accuracy"]) <= 1.0 and int(row["n"]) > 0
+    # No clean-accuracy cost at eps = 0: FGSM at eps 0 equals the clean accuracy.
+    clean = {(r["subset"], r["classifier"]): r["accuracy"] for r in rows
+             if r["perturbation"] == "none"}
+    for r in rows:
+        if r["perturbation"] == "fgsm" and float(r["level"]) == 0 and r["source"] == "fg":
+            assert r["accuracy"] == clean[(r["subset"], r["classifier"])]
+
+
+def test_second_run_reuses_the_cache_and_gives_identical_results(small_runs) -> None:
+    first, second, info = small_runs
+    assert info["cache"]["misses"] == 0 and info["cache"]["hits"] > 0
+    assert (first / "results.csv").read_text() == (second / "results.csv").read_text()
+    assert (first / "weights.csv").read_text() == (second / "weights.csv").read_text()
+
+
+def test_report_numbers_match_results(small_runs) -> None:
+    run, _, _ = small_runs
+    html = (run / "report.html").read_text()
+    for row in _rows(run)[:40]:
+        assert f"{100 * float(row['accuracy']):.1f}" in html
