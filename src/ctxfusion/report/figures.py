@@ -211,14 +211,17 @@ class _Builder:
                 pixels = np.asarray(image.convert("RGB"))
         except (OSError, UnidentifiedImageError) as exc:
             return self.skip("fig3b", dataset, f"{path} is not a readable image: {exc}")
+        example = (self.run.run_info.get("examples") or {}).get(dataset) or {}
+        sigma = example.get("blur_sigma")
+        sigma_text = f"sigma = {sigma:g} px" if isinstance(sigma, int | float) else "large sigma"
         fig, ax = plt.subplots(figsize=(8, 4.2))
         ax.imshow(pixels)
         ax.axis("off")
-        ax.set_title(f"{dataset}: clean | blurred inside the object box (sigma = 45 px)",
+        ax.set_title(f"{dataset}: clean | blurred inside the object box ({sigma_text})",
                      fontsize=10)
         self.add(fig, "fig3b", dataset,
                  f"Reproduces paper Fig. 3b: an example test image of {dataset}, clean (left) and "
-                 "with a Gaussian blur of sigma 45 px inside its object box (right).")
+                 f"with a Gaussian blur ({sigma_text}) inside its object box (right).")
 
     # --- fig 4: FGSM on fg, head weights --------------------------------------------------
     def fig4(self, dataset: str) -> None:
