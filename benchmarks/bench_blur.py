@@ -11,29 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import torch
+from _timing import timed  # benchmarks/ is on sys.path when a benchmark runs as a script
 from torchvision.transforms.functional import gaussian_blur
 
 from ctxfusion.perturb.blur import gaussian_blur_separable
-
-
-def timed(fn, device: str, warmup: int, repeats: int) -> float:
-    """Median seconds of ``fn()`` after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -9,11 +9,10 @@ A small conv net (4 conv layers, normalisation inside) on 32 RGB 64 x 64 images,
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torchattacks
+from _timing import timed  # benchmarks/ is on sys.path when a benchmark runs as a script
 from torch import nn
 
 from ctxfusion.models import Normalize
@@ -32,20 +31,6 @@ def small_conv_net() -> nn.Module:
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
     return nn.Sequential(*layers).eval()
 
-
-def timed(fn, device: str, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+
+from ctxfusion.data.archives import unpack_once
 
 # No test may start a download (the project's machines are offline; CI must be hermetic).
 os.environ.setdefault("CTXFUSION_OFFLINE", "1")
@@ -34,13 +35,7 @@ def shared_path(*parts: str) -> Path:
 def unpacked(archive_name: str, top_dir: str) -> Path:
     """Unpack ``../shared/data/<archive_name>`` once into the test cache; return ``top_dir``."""
     archive = shared_path("data", archive_name)
-    target = UNPACK_CACHE / archive_name.replace(".tar.gz", "")
-    done = target / ".unpacked"
-    if not done.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        done.touch()
+    target = unpack_once(archive, UNPACK_CACHE / archive_name.replace(".tar.gz", ""))
     return target / top_dir
 
 

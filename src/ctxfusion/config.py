@@ -122,11 +122,8 @@ class DatasetConfig:
                 raise ConfigError(f"{where}.{key} is required for a dataset of kind {self.kind}")
         if self.kind == "cifar10" and not (self.root or self.archive):
             raise ConfigError(f"{where}: a cifar10 dataset needs `root` or `archive`")
-        for key in ("num_train", "num_test", "num_classes", "max_train_per_class",
-                    "max_test_per_class", "image_size"):
-            value = getattr(self, key)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{where}.{key} = {value}: must be > 0")
+        _check_positive(where, self, "num_train", "num_test", "num_classes",
+                        "max_train_per_class", "max_test_per_class", "image_size")
 
 
 @dataclass
@@ -144,8 +141,7 @@ class BlurConfig:
         for i, sigma in enumerate(self.sigmas):
             if not sigma > 0:
                 raise ConfigError(f"{where}.sigmas[{i}] = {sigma}: a sigma must be > 0")
-        if not self.example_sigma > 0:
-            raise ConfigError(f"{where}.example_sigma = {self.example_sigma}: must be > 0")
+        _check_positive(where, self, "example_sigma")
 
 
 @dataclass
@@ -182,9 +178,7 @@ class WhiteboxConfig:
         for i, attack in enumerate(self.attacks):
             _check_choice(f"{where}.attacks[{i}]", attack, WHITEBOX_ATTACKS)
         _check_epsilons(f"{where}.epsilons", self.epsilons)
-        for key in ("steps", "restarts", "max_images"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{where}.{key} = {getattr(self, key)}: must be > 0")
+        _check_positive(where, self, "steps", "restarts", "max_images")
         for i, target in enumerate(self.targets):
             _check_choice(f"{where}.targets[{i}]", target, ATTACK_SOURCES)
 
@@ -202,11 +196,7 @@ class HeadsConfig:
         for i, alpha in enumerate(self.alphas):
             if alpha <= 0:
                 raise ConfigError(f"{where}.alphas[{i}] = {alpha}: an alpha must be > 0")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{where}.{key} = {getattr(self, key)}: must be > 0")
-        if not self.lr > 0:
-            raise ConfigError(f"{where}.lr = {self.lr}: must be > 0")
+        _check_positive(where, self, "epochs", "batch_size", "lr")
 
 
 @dataclass
@@ -222,12 +212,9 @@ class AdvTrainConfig:
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
-        if not self.eps > 0:
-            raise ConfigError(f"{where}.eps = {self.eps}: must be > 0")
+        _check_positive(where, self, "eps", "epochs", "lr")
         if not 0 < self.adv_fraction <= 1:
             raise ConfigError(f"{where}.adv_fraction = {self.adv_fraction}: must be in (0, 1]")
-        if self.epochs <= 0:
-            raise ConfigError(f"{where}.epochs = {self.epochs}: must be > 0")
 
 
 @dataclass
@@ -239,10 +226,7 @@ class FinetuneConfig:
     lr: float = 1e-4
 
     def validate(self, where: str) -> None:
-        if self.epochs <= 0:
-            raise ConfigError(f"{where}.epochs = {self.epochs}: must be > 0")
-        if not self.lr > 0:
-            raise ConfigError(f"{where}.lr = {self.lr}: must be > 0")
+        _check_positive(where, self, "epochs", "lr")
 
 
 @dataclass
@@ -254,8 +238,7 @@ class PcaConfig:
     max_points_per_class: int = 60
 
     def validate(self, where: str) -> None:
-        if not self.sigma > 0:
-            raise ConfigError(f"{where}.sigma = {self.sigma}: must be > 0")
+        _check_positive(where, self, "sigma", "num_classes", "max_points_per_class")
 
 
 @dataclass
@@ -302,6 +285,14 @@ class ExperimentConfig:
 def _check_choice(key: str, value: Any, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise ConfigError(f"{key} = {value!r}: valid values are {', '.join(valid)}")
+
+
+def _check_positive(where: str, obj: object, *keys: str) -> None:
+    """Each named setting of ``obj`` must be > 0 (None means "not set" and passes)."""
+    for key in keys:
+        value = getattr(obj, key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{where}.{key} = {value}: must be > 0")
 
 
 def _check_epsilons(key: str, epsilons: list[float]) -> None:

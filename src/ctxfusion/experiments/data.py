@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from ctxfusion.config import DatasetConfig, ExperimentConfig
+from ctxfusion.data.archives import archive_cache_name, unpack_once
 from ctxfusion.data.cifar import prepare_cifar10
 from ctxfusion.data.coco import prepare_coco
 from ctxfusion.data.datasets import ManifestDataset, collate_with_boxes
@@ -36,18 +36,8 @@ def _settings_key(dataset: DatasetConfig) -> str:
 
 
 def unpack_archive(archive: Path) -> Path:
-    """Unpack a .tar.gz once into the dataset cache (archives may sit on read-only disks)."""
-    if not archive.is_file():
-        raise DataError(f"archive {archive} not found")
-    digest = hashlib.sha256(f"{archive.resolve()}:{archive.stat().st_size}".encode()).hexdigest()
-    target = home_dir() / "archives" / f"{archive.name.split('.')[0]}-{digest[:12]}"
-    done = target / ".unpacked"
-    if not done.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-        done.touch()
-    return target
+    """Unpack a dataset archive once into ``$CTXFUSION_HOME/archives``."""
+    return unpack_once(archive, home_dir() / "archives" / archive_cache_name(archive))
 
 
 def _source_path(dataset: DatasetConfig, value: str | None, base: Path | None) -> Path | None:
