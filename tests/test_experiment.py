@@ -30,20 +30,23 @@ SMALL = [
 ]
 
 
+def _run_with_home(tmp_path_factory, home: Path, name: str) -> Path:
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CTXFUSION_HOME", str(home))
+    try:
+        out = tmp_path_factory.mktemp(name)
+        run_experiment(load_config(REPO / "configs" / "demo.yaml", SMALL), out)
+    finally:
+        patch.undo()
+    return out
+
+
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory) -> tuple[Path, Path, dict]:
     """The same small config run twice with one cache (second run: all cache hits)."""
     home = tmp_path_factory.mktemp("home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("CTXFUSION_HOME", str(home))
-    try:
-        config = load_config(REPO / "configs" / "demo.yaml", SMALL)
-        first = tmp_path_factory.mktemp("run1")
-        run_experiment(config, first)
-        second = tmp_path_factory.mktemp("run2")
-        run_experiment(config, second)
-    finally:
-        patch.undo()
+    first = _run_with_home(tmp_path_factory, home, "run1")
+    second = _run_with_home(tmp_path_factory, home, "run2")
     return first, second, json.loads((second / "run.json").read_text())
 
 
@@ -101,8 +104,41 @@ def test_second_run_reuses_the_cache_and_gives_identical_results(small_runs) -> 
     assert (first / "weights.csv").read_text() == (second / "weights.csv").read_text()
 
 
+def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs,
+                                                              tmp_path_factory) -> None:
+    first, _, _ = small_runs
+    fresh = _run_with_home(tmp_path_factory, tmp_path_factory.mktemp("home2"), "run3")
+    info = json.loads((fresh / "run.json").read_text())
+    assert info["cache"]["hits"] == 0  # everything recomputed from scratch
+    assert (first / "results.csv").read_text() == (fresh / "results.csv").read_text()
+
+
 def test_report_numbers_match_results(small_runs) -> None:
     run, _, _ = small_runs
     html = (run / "report.html").read_text()
     for row in _rows(run)[:40]:
         assert f"{100 * float(row['accuracy']):.1f}" in html
+
+
+def test_killed_run_resumes_with_identical_results(small_runs, tmp_path_factory) -> None:
+    """A run killed mid-way (after features and heads, during the attacks) and started again
+    reuses what was finished and ends with the numbers of an uninterrupted run."""
+    import ctxfusion.experiments.runner as runner
+
+    first, _, _ = small_runs
+    home = tmp_path_factory.mktemp("home3")
+    patch = pytest.MonkeyPatch()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    patch.setattr(runner, "whitebox_rows", killed)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run_with_home(tmp_path_factory, home, "killed")
+    finally:
+        patch.undo()
+    resumed = _run_with_home(tmp_path_factory, home, "resumed")
+    info = json.loads((resumed / "run.json").read_text())
+    assert info["cache"]["hits"] > 0  # features computed before the kill were reused
+    assert (first / "results.csv").read_text() == (resumed / "results.csv").read_text()
