@@ -41,9 +41,10 @@ def fgsm_rows(
     """FGSM crafted on ``source`` over the subset's test images; every classifier evaluated."""
     cfg = ctx.config.fgsm
     epsilons = pixel_epsilons(ctx, cfg.epsilons, cfg.eps_space)
+    needed = sorted({key for spec in specs for key in spec.inputs})
     per_eps = fgsm_sweep_features(
         ctx, test, data.rows, data.labels, source, source_name, epsilons,
-        desc=f"{dataset}/{subset} fgsm on {source_name}",
+        desc=f"{dataset}/{subset} fgsm on {source_name}", keys=needed,
     )
     for eps, features in zip(epsilons, per_eps, strict=True):
         for spec in specs:

@@ -101,4 +101,8 @@ class RunContext:
             if isinstance(module, Normalize):
                 return module.std.flatten().cpu()
             name = "imagenet"
+            self.recorder.note(
+                f"the fg stream {self.streams['fg'].name} has no mean/std normalisation: "
+                "normalised-space eps are converted with the ImageNet std"
+            )
         return torch.tensor(NORMALIZATION_STATS[name][1])

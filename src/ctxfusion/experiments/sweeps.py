@@ -42,18 +42,23 @@ class SplitData:
         )
 
 
-def _stream_description(ctx: RunContext) -> dict[str, list[str]]:
+def _stream_views(ctx: RunContext, keys: Sequence[str] | None) -> dict:
+    pairs = ctx.stream_views()
+    return pairs if keys is None else {k: pairs[k] for k in keys}
+
+
+def _stream_description(ctx: RunContext, keys: Sequence[str] | None = None) -> dict:
     return {
         key: [stream.name, stream.weights_sha256, key.split("@")[1]]
-        for key, (stream, _) in ctx.stream_views().items()
+        for key, (stream, _) in _stream_views(ctx, keys).items()
     }
 
 
 @torch.no_grad()
-def _features_of_batch(ctx: RunContext, images: torch.Tensor,
-                       boxes: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def _features_of_batch(ctx: RunContext, images: torch.Tensor, boxes: list[torch.Tensor],
+                       keys: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     out = {}
-    for key, (stream, view) in ctx.stream_views().items():
+    for key, (stream, view) in _stream_views(ctx, keys).items():
         out[key] = stream(view(images, boxes)).float().cpu()
     return out
 
@@ -98,8 +103,10 @@ def fgsm_sweep_features(
     source_name: str,
     epsilons: Sequence[torch.Tensor],
     desc: str = "",
+    keys: Sequence[str] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
-    """Features of every stream-view on the FGSM images of ``rows`` at each eps.
+    """Features of the stream-views ``keys`` (all when None) on the FGSM images of ``rows``
+    at each eps.
 
     ``source`` (a classifier over pixel-space images; views bound per batch via
     ``with_boxes`` when it has them) crafts the attack against ``labels`` (its own label
@@ -108,7 +115,7 @@ def fgsm_sweep_features(
     description = {
         "split": split.digest,
         "rows": module_digest_of_tensor(rows),
-        "streams": _stream_description(ctx),
+        "streams": _stream_description(ctx, keys),
         "perturbation": {
             "kind": "fgsm",
             "source": source_name,
@@ -132,7 +139,7 @@ def fgsm_sweep_features(
             for i, eps in enumerate(epsilons):
                 step = eps.to(ctx.device).view(1, -1, 1, 1) * direction
                 adversarial = (images + step).clamp(0, 1)
-                parts[i].append(_features_of_batch(ctx, adversarial, boxes))
+                parts[i].append(_features_of_batch(ctx, adversarial, boxes, keys))
         merged = {}
         for i, eps_parts in enumerate(parts):
             for key, value in _concat(eps_parts).items():
