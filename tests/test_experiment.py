@@ -142,3 +142,33 @@ def test_killed_run_resumes_with_identical_results(small_runs, tmp_path_factory)
     info = json.loads((resumed / "run.json").read_text())
     assert info["cache"]["hits"] > 0  # features computed before the kill were reused
     assert (first / "results.csv").read_text() == (resumed / "results.csv").read_text()
+
+
+def test_finetuning_the_fg_stream_changes_its_features(tmp_path_factory) -> None:
+    """SPEC §1's CIFAR-10 path: every layer of the fg stream is fine-tuned before the heads;
+    the fine-tuned backbone (cached by content) then serves the fg and joint classifiers."""
+    home = tmp_path_factory.mktemp("home4")
+    overrides = [
+        "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 96, "
+        "num_test: 48, seed: 6, subsets: [all]}]",
+        "steps=[]", "heads.alphas=[10]", "heads.epochs=10", "batch_size=48",
+    ]
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CTXFUSION_HOME", str(home))
+    try:
+        plain = tmp_path_factory.mktemp("plain")
+        run_experiment(load_config(REPO / "configs" / "demo.yaml", overrides), plain)
+        tuned = tmp_path_factory.mktemp("tuned")
+        run_experiment(load_config(REPO / "configs" / "demo.yaml",
+                                   [*overrides, "finetune={enabled: true, epochs: 1, lr: 0.001}"]),
+                       tuned)
+    finally:
+        patch.undo()
+    info = json.loads((tuned / "run.json").read_text())
+    assert "finetune" in info["timings"]
+    tuned_sha = info["datasets"]["scenes-cs0.8"]["finetuned_fg"]["weights_sha256"]
+    assert tuned_sha != info["streams"]["fg"]["weights_sha256"]
+    fg_rows = {r["classifier"]: r["accuracy"] for r in _rows(tuned)}
+    plain_rows = {r["classifier"]: r["accuracy"] for r in _rows(plain)}
+    assert fg_rows["bg"] == plain_rows["bg"]  # the scene stream is untouched
+    assert set(fg_rows) == set(plain_rows)

@@ -121,6 +121,8 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
         "n_train": len(train.labels), "n_test": len(test.labels),
         "manifest": str(manifest.path), "notes": list(manifest.notes),
     }
+    if cfg.finetune.enabled:
+        recorder.info["datasets"][dataset.name]["finetuned_fg"] = ctx.streams["fg"].describe()
     print(f"[{dataset.name}] {len(train.labels)} train / {len(test.labels)} test images, "
           f"{image_size} px", file=sys.stderr)
     with recorder.timed("features"):
