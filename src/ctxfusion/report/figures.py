@@ -24,7 +24,6 @@ from ctxfusion.report.rundir import RunData, load_run  # noqa: E402
 from ctxfusion.report.style import (  # noqa: E402
     CHANCE_STYLE,
     STREAM_COLOURS,
-    SUBSET_COLOURS,
     Palette,
     classifier_sort_key,
     parse_classifier,
@@ -324,101 +323,21 @@ class _Builder:
                  f"Reproduces paper Fig. {figure[3:]}: mean |w| of the fg and bg halves of the "
                  f"regularised joint head as a function of alpha, {dataset} subset {subset!r}.")
 
-    # --- beyond the paper -----------------------------------------------------------------
-    def fig_s1(self) -> None:
-        strengths = {d: self.run.dataset_info(d).get("context_strength") for d in self.datasets}
-        strengths = {d: float(s) for d, s in strengths.items() if isinstance(s, int | float)}
-        stem = "figS1_context_strength"
-        if len(strengths) < 2:
-            return self.skip("figS1", None, "fewer than two datasets carry a context_strength "
-                             "in run.json", stem)
-        acc = {(r.dataset, r.subset, r.classifier, r.perturbation, r.level): r.accuracy
-               for r in self.run.results}
-        sigma_sets = [{r.level for r in self.run.results if r.dataset == d
-                       and r.perturbation == "blur"} for d in strengths]
-        common = set.intersection(*sigma_sets)
-        if not common:
-            return self.skip("figS1", None, "the datasets with a context_strength share no "
-                             "blur sigma", stem)
-        sigma = 10.0 if 10.0 in common else max(common)
-        fig, ax = plt.subplots(figsize=(6, 4.2))
-        order = sorted(strengths, key=strengths.get)
-        subsets = sorted({r.subset for r in self.run.results if r.dataset in strengths})
-        for subset in subsets:
-            colour = SUBSET_COLOURS.get(subset, "#7f7f7f")
-            for pert, level, style, tag in (("blur", sigma, "-", f"blur sigma={sigma:g}"),
-                                            ("none", 0.0, ":", "clean")):
-                pts = [(strengths[d], acc[(d, subset, "joint", pert, level)]
-                        - acc[(d, subset, "fg", pert, level)]) for d in order
-                       if (d, subset, "joint", pert, level) in acc
-                       and (d, subset, "fg", pert, level) in acc]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), marker="o", linestyle=style, color=colour,
-                            label=f"{subset}, {tag}")
-        ax.axhline(0, color="#999999", linewidth=0.8)
-        ax.set_xlabel("context strength of the dataset (run.json)")
-        ax.set_ylabel("fusion gain: joint - fg accuracy")
-        ax.set_title("Fusion gain vs context strength", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        self.add(fig, "figS1", None,
-                 f"Beyond the paper: accuracy gain of the joint head over fg (joint - fg) under "
-                 f"blur at sigma {sigma:g} px (solid) and clean (dotted), vs the dataset's "
-                 "context strength, one colour per class subset.", stem)
-
-    def fig_s2(self, dataset: str) -> None:
-        stem = f"figS2_whitebox_{dataset}"
-        rows = [r for r in self.run.results if r.dataset == dataset and r.source]
-        if not any(r.source == "joint" or r.perturbation in WHITEBOX_ATTACKS for r in rows):
-            return self.skip("figS2", dataset, "no attack crafted on the joint model and no "
-                             f"{'/'.join(WHITEBOX_ATTACKS)} rows", stem)
-        subsets = {r.subset for r in rows}
-        subset = "all" if "all" in subsets else sorted(subsets)[0]
-        keep = _base_in("fg", "bg", "joint")
-        sources = sorted({r.source for r in rows if r.subset == subset and keep(r.source)},
-                         key=lambda s: (s != "fg", s))
-        fig, axes = plt.subplots(1, len(sources), figsize=(5.2 * len(sources), 4.2),
-                                 squeeze=False, sharey=True)
-        markers = ("o", "s", "^", "v", "D", "P")
-        for ax, source in zip(axes[0], sources, strict=True):
-            attacks = sorted({r.perturbation for r in rows if r.source == source})
-            for k, attack in enumerate(attacks):
-                for name, pts in _curves(self.run, dataset, subset, attack, source,
-                                         keep).items():
-                    style = self.palette.style(name)
-                    setting = "white-box" if name == source else "transfer"
-                    ax.plot(*zip(*pts, strict=True), color=style.color,
-                            linestyle=style.linestyle, marker=markers[k % len(markers)],
-                            markersize=4, label=f"{name} ({attack}, {setting})")
-            ax.set_xlabel(ATTACK_EPS_LABEL)
-            ax.set_ylabel(ACC_LABEL)
-            ax.set_ylim(0, 1.02)
-            ax.set_title(f"crafted on {source}", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
-            chance = self.run.chance(dataset, subset)
-            if chance is not None:
-                ax.axhline(chance, **CHANCE_STYLE)
-        fig.suptitle(f"{dataset}, subset {subset}: transfer vs white-box attacks", fontsize=10)
-        self.add(fig, "figS2", dataset,
-                 f"Beyond the paper: accuracy vs eps on {dataset} (subset {subset!r}) for attacks "
-                 "crafted on each model (one panel per crafting model). A classifier attacked "
-                 "through its own gradients is white-box; the others see transferred images.",
-                 stem)
-
 
 def render_figures(run: RunData | str | Path) -> FigureSet:
     """Draw every figure the run's data supports into the run directory; list the others."""
     if not isinstance(run, RunData):
         run = load_run(run)
+    from ctxfusion.report.figures_extra import context_strength_figure, whitebox_figure
+
     builder = _Builder(run)
     for dataset in builder.datasets:
         builder.fig2(dataset)
         builder.fig3(dataset)
         builder.fig4(dataset)
         builder.fig5(dataset)
-        builder.fig_s2(dataset)
-    builder.fig_s1()
+        whitebox_figure(builder, dataset)
+    context_strength_figure(builder)
     return builder.out
 
 
