@@ -88,3 +88,11 @@ def test_pretraining_is_reproducible(tiny_run, tmp_path):
     assert cli_main(args) == 0
     name = "scenes-scene-resnet18.safetensors"
     assert sha256_file(tmp_path / name) == sha256_file(tiny_run / name)
+
+
+def test_streams_command_finds_the_shipped_weights() -> None:
+    from ctxfusion.streams.cli import stream_rows
+
+    rows = {row["name"]: row for row in stream_rows()}
+    for name in ("scenes-object-resnet18", "scenes-scene-resnet18"):
+        assert rows[name]["present"] and rows[name]["present"].endswith(f"{name}.safetensors")

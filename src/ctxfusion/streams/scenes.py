@@ -23,6 +23,7 @@ from ctxfusion.models import Normalize
 from ctxfusion.streams.base import Stream, WeightRecord
 from ctxfusion.streams.registry import register_stream
 from ctxfusion.streams.small_resnet import SmallResNet
+from ctxfusion.streams.weights import register_packaged_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 WEIGHTS_FORMAT = "ctxfusion-scenes-resnet/1"
@@ -135,8 +136,14 @@ def _factory(name: str, domain: str):
     return build
 
 
+def _shipped_file(file_name: str):
+    """Where the package keeps a shipped weight file (for ``ctxfusion streams``)."""
+    return lambda: (WEIGHTS_DIR / file_name) if (WEIGHTS_DIR / file_name).is_file() else None
+
+
 for _domain, _labels in (("object", "the 24 object classes"), ("scene", "the 16 scenes")):
     _name = f"scenes-{_domain}-resnet18"
+    register_packaged_weights(f"{_name}.safetensors", _shipped_file(f"{_name}.safetensors"))
     register_stream(
         _name, domain=_domain, feature_dim=8 * SHIPPED_WIDTH, input_size=64,
         weights=_shipped_record(_name),
