@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from ctxfusion.data.archives import unpack_once
+from ctxfusion.paths import shared_dir
 
 # No test may start a download (the project's machines are offline; CI must be hermetic).
 os.environ.setdefault("CTXFUSION_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CTXFUSION_SHARED", REPO.parent / "shared"))
+SHARED = shared_dir()
 # Archives from ../shared are unpacked once per machine here (../shared is read-only in CI).
 UNPACK_CACHE = Path(
     os.environ.get("CTXFUSION_TEST_CACHE", Path.home() / ".cache" / "ctxfusion-tests")

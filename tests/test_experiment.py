@@ -172,3 +172,31 @@ def test_finetuning_the_fg_stream_changes_its_features(tmp_path_factory) -> None
     plain_rows = {r["classifier"]: r["accuracy"] for r in _rows(plain)}
     assert fg_rows["bg"] == plain_rows["bg"]  # the scene stream is untouched
     assert set(fg_rows) == set(plain_rows)
+
+
+def test_every_whitebox_attack_runs_on_the_fused_model(tmp_path_factory) -> None:
+    """Each configurable white-box attack gets the settings it takes (BIM no restarts,
+    AutoAttack the class count) and attacking can only lower accuracy."""
+    home = tmp_path_factory.mktemp("home5")
+    overrides = [
+        "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 96, "
+        "num_test: 48, seed: 7, subsets: [all]}]",
+        "steps=[whitebox]", "heads.alphas=[10]", "heads.epochs=10", "batch_size=48",
+        "whitebox={attacks: [pgd, bim, autoattack], epsilons: [0.02], steps: 2, "
+        "max_images: 8, targets: [joint]}",
+    ]
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CTXFUSION_HOME", str(home))
+    try:
+        out = tmp_path_factory.mktemp("whitebox")
+        run_experiment(load_config(REPO / "configs" / "demo.yaml", overrides), out)
+    finally:
+        patch.undo()
+    rows = _rows(out)
+    clean = next(float(r["accuracy"]) for r in rows
+                 if r["classifier"] == "joint" and r["perturbation"] == "none")
+    attacked = {r["perturbation"]: r for r in rows if r["source"] == "joint"}
+    assert set(attacked) == {"pgd", "bim", "autoattack"}
+    for row in attacked.values():
+        assert row["classifier"] == "joint" and int(row["n"]) == 8
+        assert float(row["accuracy"]) <= clean + 1 / 8  # 8 of the 48 clean images

@@ -10,14 +10,15 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def home_dir() -> Path:
     """``$CTXFUSION_HOME`` (default ``~/.cache/ctxfusion``): weights, features, datasets."""
-    return Path(os.environ.get("CTXFUSION_HOME", Path.home() / ".cache" / "ctxfusion"))
+    home = os.environ.get("CTXFUSION_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "ctxfusion"
 
 
 def shared_dir() -> Path:
     """``$CTXFUSION_SHARED``: a read-only folder of real assets (default: ``shared`` beside
     the repository root, for a source checkout)."""
     env = os.environ.get("CTXFUSION_SHARED")
-    return Path(env) if env else _REPO_ROOT.parent / "shared"
+    return Path(env).expanduser() if env else _REPO_ROOT.parent / "shared"
 
 
 def expand_path(value: str | os.PathLike) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 from PIL import Image
@@ -9,7 +11,7 @@ from sklearn.decomposition import PCA
 
 from ctxfusion.data.manifest import Manifest
 from ctxfusion.experiments.context import RunContext
-from ctxfusion.experiments.sweeps import SplitData, split_features
+from ctxfusion.experiments.sweeps import SplitData, blurred_features
 from ctxfusion.io import atomic_write_bytes
 from ctxfusion.perturb.blur import blur_inside_boxes
 
@@ -17,12 +19,8 @@ from ctxfusion.perturb.blur import blur_inside_boxes
 def pca_rows(ctx: RunContext, dataset: str, manifest: Manifest, test: SplitData,
              clean: dict[str, torch.Tensor]) -> None:
     """PCA to 2-D per stream, fitted on clean features of a few classes; blurred projected."""
-    cfg, mode = ctx.config.pca, ctx.config.blur.mode
-    blurred = split_features(
-        ctx, test, {"kind": "blur", "sigma": cfg.sigma, "mode": mode},
-        perturb=lambda x, y, b: blur_inside_boxes(x, b, cfg.sigma, mode=mode),
-        desc=f"blur sigma={cfg.sigma:g} (pca)",
-    )
+    cfg = ctx.config.pca
+    blurred = blurred_features(ctx, test, cfg.sigma)
     classes = list(range(min(cfg.num_classes, len(manifest.classes))))
     rng = np.random.default_rng(ctx.config.seed)
     rows = []
@@ -48,25 +46,27 @@ def pca_rows(ctx: RunContext, dataset: str, manifest: Manifest, test: SplitData,
                                                         "classes": len(classes)}
 
 
-def blur_example(ctx: RunContext, dataset: str, test: SplitData) -> None:
-    """``examples/blur_example_<dataset>.png``: clean | blurred at ``blur.example_sigma``."""
-    sigma, mode = ctx.config.blur.example_sigma, ctx.config.blur.mode
+def _first_boxed_image(test: SplitData) -> tuple[torch.Tensor, torch.Tensor] | None:
     for images, _, boxes, _ in test.loader:
         for image, image_boxes in zip(images, boxes, strict=True):
             if len(image_boxes):
-                blurred = blur_inside_boxes(image[None], [image_boxes], sigma, mode=mode)[0]
-                pair = torch.cat([image, torch.ones(3, image.shape[1], 4), blurred], dim=2)
-                array = (pair.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-                picture = Image.fromarray(array)
-                scale = max(1, 256 // image.shape[1])
-                picture = picture.resize((picture.width * scale, picture.height * scale),
-                                         Image.NEAREST)
-                import io
+                return image, image_boxes
+    return None
 
-                buffer = io.BytesIO()
-                picture.save(buffer, format="PNG")
-                atomic_write_bytes(ctx.out / "examples" / f"blur_example_{dataset}.png",
-                                   buffer.getvalue())
-                ctx.recorder.info.setdefault("examples", {})[dataset] = {
-                    "blur_sigma": sigma, "mode": mode}
-                return
+
+def blur_example(ctx: RunContext, dataset: str, test: SplitData) -> None:
+    """``examples/blur_example_<dataset>.png``: clean | blurred at ``blur.example_sigma``."""
+    sigma, mode = ctx.config.blur.example_sigma, ctx.config.blur.mode
+    found = _first_boxed_image(test)
+    if found is None:
+        return
+    image, boxes = found
+    blurred = blur_inside_boxes(image[None], [boxes], sigma, mode=mode)[0]
+    pair = torch.cat([image, torch.ones(3, image.shape[1], 4), blurred], dim=2)
+    picture = Image.fromarray((pair.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+    scale = max(1, 256 // image.shape[1])  # small images are enlarged, pixels kept sharp
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    atomic_write_bytes(ctx.out / "examples" / f"blur_example_{dataset}.png", buffer.getvalue())
+    ctx.recorder.info.setdefault("examples", {})[dataset] = {"blur_sigma": sigma, "mode": mode}

@@ -6,7 +6,12 @@ import torch
 
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import ClassifierSpec, SubsetData, head_accuracy
-from ctxfusion.experiments.sweeps import SplitData, fgsm_sweep_features
+from ctxfusion.experiments.sweeps import (
+    RelabelledLoader,
+    SplitData,
+    fgsm_sweep_features,
+    rows_digest,
+)
 from ctxfusion.features import module_digest
 from ctxfusion.models import FusionClassifier, LinearHead
 from ctxfusion.perturb.attacks import eps_to_pixel, make_attack
@@ -15,10 +20,9 @@ from ctxfusion.train import adversarial_retrain
 
 
 def pixel_epsilons(ctx: RunContext, epsilons: list[float], space: str) -> list[torch.Tensor]:
-    """Each eps as a pixel-space tensor: shape (1,) or per-channel (C,) for normalised eps."""
+    """Each eps as a pixel-space tensor: a scalar, or per-channel (C,) for normalised eps."""
     std = ctx.normalization_std()
-    return [torch.as_tensor(eps_to_pixel(e, space, std), dtype=torch.float32).flatten()
-            for e in epsilons]
+    return [torch.as_tensor(eps_to_pixel(e, space, std), dtype=torch.float32) for e in epsilons]
 
 
 def level_of(eps_pixel: torch.Tensor) -> float:
@@ -43,8 +47,8 @@ def fgsm_rows(
     epsilons = pixel_epsilons(ctx, cfg.epsilons, cfg.eps_space)
     needed = sorted({key for spec in specs for key in spec.inputs})
     per_eps = fgsm_sweep_features(
-        ctx, test, data.rows, data.labels, source, source_name, epsilons,
-        desc=f"{dataset}/{subset} fgsm on {source_name}", keys=needed,
+        ctx, test, data.rows, data.labels, source, source_name, epsilons, needed,
+        desc=f"{dataset}/{subset} fgsm on {source_name}",
     )
     for eps, features in zip(epsilons, per_eps, strict=True):
         for spec in specs:
@@ -66,7 +70,7 @@ def advtrain_rows(
     eps = pixel_epsilons(ctx, [cfg.eps], cfg.eps_space)[0]
     description = {
         "kind": "advtrain", "train": train.digest,
-        "rows": train_data.rows.tolist()[:5] + [len(train_data.rows)],
+        "rows": rows_digest(train_data.rows),
         "init": module_digest(fg_head), "settings": vars(cfg), "eps": eps.tolist(),
         "stream": ctx.streams["fg"].weights_sha256, "seed": ctx.config.seed,
     }
@@ -74,9 +78,9 @@ def advtrain_rows(
     def compute() -> dict[str, torch.Tensor]:
         head = LinearHead(fg_head.in_dims, fg_head.out_features)
         head.load_state_dict(fg_head.state_dict())
-        loader = train.rows_loader(train_data.rows)
         retrained = adversarial_retrain(
-            ctx.streams["fg"], head.to(ctx.device), _relabel(loader, train_data.labels),
+            ctx.streams["fg"], head.to(ctx.device),
+            train.rows_loader(train_data.rows, train_data.labels),
             eps=eps.to(ctx.device), adv_fraction=cfg.adv_fraction, epochs=cfg.epochs,
             lr=cfg.lr, train_backbone=cfg.train_backbone, seed=ctx.config.seed,
             device=ctx.device,
@@ -96,26 +100,6 @@ def advtrain_rows(
     }
 
 
-class _RelabelledLoader:
-    """Wraps a loader so labels become subset indices (in loader order)."""
-
-    def __init__(self, loader, labels: torch.Tensor) -> None:
-        self.loader, self.labels = loader, labels
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        offset = 0
-        for images, _, boxes, ids in self.loader:
-            yield images, self.labels[offset: offset + len(images)], boxes, ids
-            offset += len(images)
-
-
-def _relabel(loader, labels: torch.Tensor) -> _RelabelledLoader:
-    return _RelabelledLoader(loader, labels)
-
-
 def whitebox_rows(
     ctx: RunContext, dataset: str, subset: str, test: SplitData, data: SubsetData,
     models: dict[str, FusionClassifier],
@@ -124,21 +108,20 @@ def whitebox_rows(
     cfg = ctx.config.whitebox
     rows = data.rows[: cfg.max_images]
     labels = data.labels[: cfg.max_images]
-    loader = test.rows_loader(rows)
+    loader = test.rows_loader(rows, labels)
     for attack_name in cfg.attacks:
         for eps in pixel_epsilons(ctx, cfg.epsilons, ctx.config.fgsm.eps_space):
             for target in cfg.targets:
                 model = models[target]
                 description = {
-                    "kind": attack_name, "split": test.digest, "n": len(rows),
-                    "rows": rows.tolist()[:5], "model": module_digest(model),
+                    "kind": attack_name, "split": test.digest, "rows": rows_digest(rows),
+                    "model": module_digest(model),
                     "eps": eps.tolist(), "steps": cfg.steps, "restarts": cfg.restarts,
                     "seed": ctx.config.seed,
                 }
 
                 def compute(model=model, eps=eps, name=attack_name) -> dict[str, torch.Tensor]:
-                    return {"correct": _attack_correct(ctx, model, name, eps, loader,
-                                                       labels)}
+                    return {"correct": _attack_correct(ctx, model, name, eps, loader)}
 
                 correct = ctx.cache.get_or_compute(description, compute)["correct"]
                 ctx.recorder.add_result(
@@ -148,19 +131,26 @@ def whitebox_rows(
                 )
 
 
-def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: torch.Tensor,
-                    loader, labels: torch.Tensor) -> torch.Tensor:
+def _attack_settings(ctx: RunContext, name: str, model: FusionClassifier) -> dict:
+    """The config's settings that the named torchattacks-backed attack takes."""
     cfg = ctx.config.whitebox
+    return {
+        "pgd": {"steps": cfg.steps, "restarts": cfg.restarts},
+        "bim": {"steps": cfg.steps},
+        "autoattack": {"num_classes": model.head.out_features},
+    }.get(name, {})
+
+
+def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: torch.Tensor,
+                    loader: RelabelledLoader) -> torch.Tensor:
     torch.manual_seed(ctx.config.seed)
     eps_value = float(eps.max())  # torchattacks takes a scalar L-inf radius
-    attack = make_attack(name, model, eps_value, steps=cfg.steps, restarts=cfg.restarts) \
-        if name in ("pgd", "bim") else make_attack(name, model, eps_value)
-    out, offset = [], 0
-    for images, _, boxes, _ in loader:
-        y = labels[offset: offset + len(images)].to(ctx.device)
-        offset += len(images)
+    attack = make_attack(name, model, eps_value, **_attack_settings(ctx, name, model))
+    out = []
+    for images, labels, boxes, _ in loader:
+        labels = labels.to(ctx.device)
         model.with_boxes([b.to(ctx.device) for b in boxes])
-        adversarial = attack(images.to(ctx.device), y)
+        adversarial = attack(images.to(ctx.device), labels)
         with torch.no_grad():
-            out.append((model(adversarial).argmax(1) == y).cpu())
+            out.append((model(adversarial).argmax(1) == labels).cpu())
     return torch.cat(out)

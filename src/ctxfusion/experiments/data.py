@@ -40,7 +40,7 @@ def unpack_archive(archive: Path) -> Path:
     return unpack_once(archive, home_dir() / "archives" / archive_cache_name(archive))
 
 
-def _source_path(dataset: DatasetConfig, value: str | None, base: Path | None) -> Path | None:
+def _source_path(value: str | None, base: Path | None) -> Path | None:
     if value is None:
         return None
     path = expand_path(value)
@@ -71,17 +71,17 @@ def prepare_dataset(dataset: DatasetConfig) -> Manifest:
         )
     if dataset.kind == "coco":
         return prepare_coco(
-            annotations=_source_path(dataset, dataset.annotations, base),
-            images=_source_path(dataset, dataset.images, base),
-            test_annotations=_source_path(dataset, dataset.test_annotations, base),
-            test_images=_source_path(dataset, dataset.test_images, base),
+            annotations=_source_path(dataset.annotations, base),
+            images=_source_path(dataset.images, base),
+            test_annotations=_source_path(dataset.test_annotations, base),
+            test_images=_source_path(dataset.test_images, base),
             out=out, num_classes=dataset.num_classes, classes=dataset.classes,
             seed=dataset.seed, instance_rule=dataset.instance_rule, dataset=dataset.name,
         )
     if dataset.kind == "cifar10":
-        root = _source_path(dataset, dataset.root, base) if dataset.root else base
+        root = _source_path(dataset.root, base) if dataset.root else base
         return prepare_cifar10(root=root, out=out)
-    root = _source_path(dataset, dataset.root, base)
+    root = _source_path(dataset.root, base)
     return prepare_imagefolder(root=root, out=out, seed=dataset.seed, dataset=dataset.name)
 
 

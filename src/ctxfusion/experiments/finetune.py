@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import sys
 
-from ctxfusion.experiments.attacks import _relabel
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.sweeps import SplitData
 from ctxfusion.features import module_digest
@@ -35,7 +34,7 @@ def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Str
         for parameter in stream.parameters():
             parameter.requires_grad_(True)
         model = finetune_classifier(
-            stream, num_classes, _relabel(train.loader, train.labels), epochs=cfg.epochs,
+            stream, num_classes, train.loader, epochs=cfg.epochs,  # labels: all classes
             lr=cfg.lr, device=ctx.device, seed=ctx.config.seed,
         )
         return {k: v.detach().cpu() for k, v in model.streams[0].state_dict().items()}

@@ -63,13 +63,6 @@ def classifier_specs(config: ExperimentConfig) -> list[ClassifierSpec]:
     return specs
 
 
-def feature_keys(config: ExperimentConfig) -> list[tuple[str, str]]:
-    """(role, view) pairs whose features the experiment needs."""
-    return [("fg", v) for v in config.streams.fg.views] + [
-        ("bg", v) for v in config.streams.bg.views
-    ]
-
-
 def select_subset(labels: torch.Tensor, all_classes: list[str], subset: list[str]) -> SubsetData:
     """Rows whose label is one of ``subset``'s classes; labels mapped to positions in it."""
     index = {name: i for i, name in enumerate(all_classes)}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from ctxfusion.config import DatasetConfig, ExperimentConfig
+from ctxfusion.data.manifest import Manifest
 from ctxfusion.experiments.analyses import blur_example, pca_rows
 from ctxfusion.experiments.attacks import (
     advtrain_rows,
@@ -20,14 +22,16 @@ from ctxfusion.experiments.context import RunContext, seed_everything
 from ctxfusion.experiments.data import load_split, prepare_dataset
 from ctxfusion.experiments.finetune import finetuned_stream
 from ctxfusion.experiments.heads import (
+    ClassifierSpec,
+    SubsetData,
     classifier_specs,
     head_accuracy,
     select_subset,
     train_heads,
 )
 from ctxfusion.experiments.rundir import describe_device, package_versions
-from ctxfusion.experiments.sweeps import split_features
-from ctxfusion.perturb.blur import blur_inside_boxes
+from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
+from ctxfusion.models import LinearHead
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
@@ -129,28 +133,10 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
         train_features = split_features(ctx, train, {"kind": "none"}, desc="train features")
         clean_features = split_features(ctx, test, {"kind": "none"}, desc="test features")
     specs = classifier_specs(cfg)
-    trained = {}
-    for subset in subsets:
-        classes = manifest.subset_classes(subset)
-        train_data = select_subset(train.labels, manifest.classes, classes)
-        test_data = select_subset(test.labels, manifest.classes, classes)
-        with recorder.timed("heads"):
-            heads = train_heads(cfg, specs, train_features, train_data)
-        trained[subset] = (heads, train_data, test_data)
-        for spec in specs:
-            recorder.add_result(
-                dataset=dataset.name, subset=subset, classifier=spec.name, perturbation="none",
-                level=0.0, n=len(test_data.labels),
-                accuracy=head_accuracy(heads[spec.name], spec, clean_features, test_data.rows,
-                                       test_data.labels),
-            )
-            if spec.name.startswith("joint"):
-                for role, value in zip(("fg", "bg"), heads[spec.name].stream_weight_means(),
-                                       strict=True):
-                    recorder.weights.append({
-                        "dataset": dataset.name, "subset": subset, "classifier": spec.name,
-                        "alpha": spec.alpha, "stream": role, "mean_abs_weight": value,
-                    })
+    with recorder.timed("heads"):
+        trained = _train_subsets(ctx, dataset.name, manifest, subsets, specs, train,
+                                 train_features, test)
+    _score(ctx, dataset.name, specs, trained, clean_features, "none", 0.0)
     if "blur" in steps:
         with recorder.timed("blur"):
             _blur_sweep(ctx, dataset.name, test, specs, trained)
@@ -176,20 +162,50 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
                 whitebox_rows(ctx, dataset.name, subset, test, test_data, models)
 
 
-def _blur_sweep(ctx: RunContext, name: str, test, specs, trained) -> None:
-    mode = ctx.config.blur.mode
+Trained = dict[str, tuple[dict[str, LinearHead], SubsetData, SubsetData]]
+
+
+def _train_subsets(
+    ctx: RunContext, name: str, manifest: Manifest, subsets: list[str],
+    specs: list[ClassifierSpec], train: SplitData, train_features: dict[str, torch.Tensor],
+    test: SplitData,
+) -> Trained:
+    """Per subset: every head trained on the cached train features, and the joint heads'
+    per-stream mean |w| recorded (Fig. 4b/d, 5c/d)."""
+    trained: Trained = {}
+    for subset in subsets:
+        classes = manifest.subset_classes(subset)
+        train_data = select_subset(train.labels, manifest.classes, classes)
+        test_data = select_subset(test.labels, manifest.classes, classes)
+        heads = train_heads(ctx.config, specs, train_features, train_data)
+        trained[subset] = (heads, train_data, test_data)
+        for spec in specs:
+            if spec.name.startswith("joint"):
+                for role, value in zip(("fg", "bg"), heads[spec.name].stream_weight_means(),
+                                       strict=True):
+                    ctx.recorder.weights.append({
+                        "dataset": name, "subset": subset, "classifier": spec.name,
+                        "alpha": spec.alpha, "stream": role, "mean_abs_weight": value,
+                    })
+    return trained
+
+
+def _score(ctx: RunContext, name: str, specs: list[ClassifierSpec], trained: Trained,
+           features: dict[str, torch.Tensor], perturbation: str, level: float) -> None:
+    """One results row per subset and classifier on test features of one perturbation."""
+    for subset, (heads, _, test_data) in trained.items():
+        for spec in specs:
+            ctx.recorder.add_result(
+                dataset=name, subset=subset, classifier=spec.name, perturbation=perturbation,
+                level=level, n=len(test_data.labels),
+                accuracy=head_accuracy(heads[spec.name], spec, features, test_data.rows,
+                                       test_data.labels),
+            )
+
+
+def _blur_sweep(ctx: RunContext, name: str, test: SplitData, specs: list[ClassifierSpec],
+                trained: Trained) -> None:
     for sigma in tqdm(ctx.config.blur.sigmas, desc=f"{name} blur sweep", leave=False):
-        features = split_features(
-            ctx, test, {"kind": "blur", "sigma": sigma, "mode": mode},
-            perturb=lambda x, y, b, s=sigma: blur_inside_boxes(x, b, s, mode=mode),
-            desc=f"blur sigma={sigma:g}",
-        )
-        for subset, (heads, _, test_data) in trained.items():
-            for spec in specs:
-                ctx.recorder.add_result(
-                    dataset=name, subset=subset, classifier=spec.name, perturbation="blur",
-                    level=float(sigma), n=len(test_data.labels),
-                    accuracy=head_accuracy(heads[spec.name], spec, features, test_data.rows,
-                                           test_data.labels),
-                )
+        _score(ctx, name, specs, trained, blurred_features(ctx, test, sigma), "blur",
+               float(sigma))
 

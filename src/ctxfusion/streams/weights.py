@@ -31,11 +31,10 @@ import torch
 
 from ctxfusion.errors import UnsafeCheckpointError, WeightsError
 from ctxfusion.io import sha256_file
+from ctxfusion.paths import home_dir, shared_dir
 from ctxfusion.streams.base import WeightRecord
 
 OFFLINE_ENV = "CTXFUSION_OFFLINE"
-HOME_ENV = "CTXFUSION_HOME"
-SHARED_ENV = "CTXFUSION_SHARED"
 
 #: file name -> function returning where that file already is (inside an installed package,
 #: another library's cache), or None.
@@ -44,18 +43,7 @@ _PACKAGED: dict[str, Callable[[], Path | None]] = {}
 
 def cache_dir() -> Path:
     """``$CTXFUSION_HOME/weights`` (default ``~/.cache/ctxfusion/weights``); not created here."""
-    home = os.environ.get(HOME_ENV)
-    base = Path(home).expanduser() if home else Path.home() / ".cache" / "ctxfusion"
-    return base / "weights"
-
-
-def shared_dir() -> Path:
-    """``$CTXFUSION_SHARED`` (default: ``shared`` beside the repository root); read-only."""
-    env = os.environ.get(SHARED_ENV)
-    if env:
-        return Path(env).expanduser()
-    # src/ctxfusion/streams/weights.py -> parents[3] is the repository root (editable installs).
-    return Path(__file__).resolve().parents[3].parent / "shared"
+    return home_dir() / "weights"
 
 
 def is_offline() -> bool:
