@@ -1,4 +1,8 @@
-"""Shared fixtures: the real assets in ../shared (skipped with a reason where absent)."""
+"""Shared fixtures: the real assets in ../shared (skipped with a reason where absent).
+
+With ``CTXFUSION_REQUIRE_ASSETS=1`` (set by ``.ci/run``) a missing asset fails the test
+instead, so CI cannot go green by skipping every test that needs the real data.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,22 @@ UNPACK_CACHE = Path(
 torch.set_num_threads(1)
 
 
+def assets_required() -> bool:
+    """Whether ``$CTXFUSION_REQUIRE_ASSETS`` asks for missing assets to fail tests."""
+    return os.environ.get("CTXFUSION_REQUIRE_ASSETS", "").strip().lower() in {
+        "1", "true", "yes", "on",
+    }
+
+
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or skip the test with the reason."""
+    """A path under ../shared, or skip the test with the reason (fail it instead when
+    ``CTXFUSION_REQUIRE_ASSETS=1``)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real asset not available: {path} (set CTXFUSION_SHARED)")
+        reason = f"real asset not available: {path} (set CTXFUSION_SHARED)"
+        if assets_required():
+            pytest.fail(f"{reason}; CTXFUSION_REQUIRE_ASSETS=1 makes this a failure")
+        pytest.skip(reason)
     return path
 
 

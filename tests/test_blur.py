@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from pycocotools.coco import COCO
 from scipy import ndimage
 
 from ctxfusion.errors import ConfigError, DataError
@@ -127,10 +129,7 @@ def test_differentiable(mode):
 
 
 def test_real_coco_image_blurred_inside_its_box(coco_mini):
-    pycocotools = pytest.importorskip("pycocotools.coco")
-    from PIL import Image
-
-    coco = pycocotools.COCO(str(coco_mini / "annotations" / "instances_train2017.json"))
+    coco = COCO(str(coco_mini / "annotations" / "instances_train2017.json"))
     ann = next(a for a in coco.dataset["annotations"] if not a["iscrowd"] and a["area"] > 2000)
     info = coco.imgs[ann["image_id"]]
     pil = Image.open(coco_mini / "train2017" / info["file_name"]).convert("RGB")

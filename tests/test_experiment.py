@@ -10,7 +10,7 @@ import pytest
 
 from ctxfusion.config import load_config
 from ctxfusion.experiments import run_experiment
-from ctxfusion.experiments.rundir import RESULT_COLUMNS
+from ctxfusion.schema import RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -79,21 +79,32 @@ def test_results_table_has_every_row(small_runs) -> None:
                 found = {r["level"] for r in rows if r["subset"] == subset
                          and r["classifier"] == classifier and r["perturbation"] == perturbation}
                 assert found == levels, (subset, classifier, perturbation, found)
-        fgsm = {(r["classifier"], r["source"]) for r in rows
+        fgsm = {(r["classifier"], r["source"], r["threat"]) for r in rows
                 if r["subset"] == subset and r["perturbation"] == "fgsm"}
-        assert {(c, "fg") for c in classifiers} <= fgsm
-        assert {(c, "joint") for c in classifiers} <= fgsm
-        assert ("fg-advtrain", "fg-advtrain") in fgsm
-        pgd = {(r["classifier"], r["source"]) for r in rows
+        # crafted on fg: white-box for fg itself, transfer for every other classifier
+        assert ("fg", "fg", "whitebox") in fgsm
+        assert {(c, "fg", "transfer") for c in classifiers - {"fg"}} <= fgsm
+        assert {(c, "joint", "transfer") for c in classifiers - {"joint"}} <= fgsm
+        assert ("fg-advtrain", "fg", "transfer") in fgsm  # the baseline meets the same attack
+        assert ("fg-advtrain", "fg-advtrain", "whitebox") in fgsm
+        # ... and every classifier through its own gradient
+        assert {(c, c, "whitebox") for c in classifiers} <= fgsm
+        pgd = {(r["classifier"], r["source"], r["threat"]) for r in rows
                if r["subset"] == subset and r["perturbation"] == "pgd"}
-        assert pgd == {("fg", "fg"), ("joint", "joint")}
+        assert pgd == {("fg", "fg", "whitebox"), ("joint", "joint", "whitebox")}
+    keys = [tuple(r[c] for c in RESULT_COLUMNS if c not in ("accuracy", "ci_low", "ci_high",
+                                                           "n")) for r in rows]
+    assert len(keys) == len(set(keys))  # threat and seed tell every row apart
+    for row in rows:
+        assert float(row["ci_low"]) <= float(row["accuracy"]) <= float(row["ci_high"])
     for row in rows:
         assert 0.0 <= float(row["accuracy"]) <= 1.0 and int(row["n"]) > 0
     # No clean-accuracy cost at eps = 0: FGSM at eps 0 equals the clean accuracy.
     clean = {(r["subset"], r["classifier"]): r["accuracy"] for r in rows
              if r["perturbation"] == "none"}
     for r in rows:
-        if r["perturbation"] == "fgsm" and float(r["level"]) == 0 and r["source"] == "fg":
+        if (r["perturbation"] == "fgsm" and float(r["level"]) == 0 and r["source"] == "fg"
+                and r["classifier"] != "fg-advtrain"):  # the baseline has no clean row
             assert r["accuracy"] == clean[(r["subset"], r["classifier"])]
 
 
@@ -113,11 +124,22 @@ def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs,
     assert (first / "results.csv").read_text() == (fresh / "results.csv").read_text()
 
 
-def test_report_numbers_match_results(small_runs) -> None:
+def test_differences_pair_joint_and_fg(small_runs) -> None:
     run, _, _ = small_runs
-    html = (run / "report.html").read_text()
-    for row in _rows(run)[:40]:
-        assert f"{100 * float(row['accuracy']):.1f}" in html
+    with open(run / "differences.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    results = {(r["subset"], r["classifier"], r["perturbation"], r["level"]): r
+               for r in _rows(run) if r["threat"] == "none"}
+    blur = [r for r in rows if (r["classifier_a"], r["classifier_b"]) == ("joint", "fg")
+            and r["perturbation"] == "blur" and r["threat"] == "none"]
+    assert len(blur) == 3 * 2  # every subset and sigma
+    for row in blur:
+        joint = results[(row["subset"], "joint", "blur", row["level"])]
+        fg = results[(row["subset"], "fg", "blur", row["level"])]
+        diff = float(joint["accuracy"]) - float(fg["accuracy"])
+        assert float(row["diff"]) == pytest.approx(diff, abs=1e-5)
+        assert float(row["ci_low"]) <= float(row["diff"]) <= float(row["ci_high"])
+        assert 0 <= float(row["mcnemar_p"]) <= 1 and int(row["n"]) == int(fg["n"])
 
 
 def test_killed_run_resumes_with_identical_results(small_runs, tmp_path_factory) -> None:
@@ -146,32 +168,57 @@ def test_killed_run_resumes_with_identical_results(small_runs, tmp_path_factory)
 
 def test_finetuning_the_fg_stream_changes_its_features(tmp_path_factory) -> None:
     """SPEC §1's CIFAR-10 path: every layer of the fg stream is fine-tuned before the heads;
-    the fine-tuned backbone (cached by content) then serves the fg and joint classifiers."""
+    the fine-tuned backbone (cached by content) then serves the fg and joint classifiers. On
+    the same test images its features differ from the pretrained fg stream's, while the
+    pretrained fg stream and the bg stream are left as they were."""
+    import torch
+
+    from ctxfusion.experiments.context import RunContext
+    from ctxfusion.experiments.data import load_split, prepare_dataset
+    from ctxfusion.experiments.finetune import finetuned_stream
+
     home = tmp_path_factory.mktemp("home4")
-    overrides = [
+    config = load_config(REPO / "configs" / "demo.yaml", [
         "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 96, "
         "num_test: 48, seed: 6, subsets: [all]}]",
         "steps=[]", "heads.alphas=[10]", "heads.epochs=10", "batch_size=48",
-    ]
+        "finetune={enabled: true, epochs: 1, lr: 0.001}",
+    ])
     patch = pytest.MonkeyPatch()
     patch.setenv("CTXFUSION_HOME", str(home))
     try:
-        plain = tmp_path_factory.mktemp("plain")
-        run_experiment(load_config(REPO / "configs" / "demo.yaml", overrides), plain)
         tuned = tmp_path_factory.mktemp("tuned")
-        run_experiment(load_config(REPO / "configs" / "demo.yaml",
-                                   [*overrides, "finetune={enabled: true, epochs: 1, lr: 0.001}"]),
-                       tuned)
+        run_experiment(config, tuned)
+        # The run's streams and splits again, through the package API (same cache).
+        ctx = RunContext.create(config, tmp_path_factory.mktemp("check"))
+        dataset = config.datasets[0]
+        manifest = prepare_dataset(dataset)
+        size = dataset.image_size or ctx.streams["fg"].input_size
+        train = load_split(config, dataset, manifest, "train", size)
+        test = load_split(config, dataset, manifest, "test", size)
+        pretrained_fg, bg = ctx.streams["fg"], ctx.streams["bg"]
+        images = next(iter(test.loader))[0].to(ctx.device)
+        with torch.no_grad():
+            fg_before, bg_before = pretrained_fg(images), bg(images)
+        tuned_fg = finetuned_stream(ctx, train, len(manifest.classes))
+        with torch.no_grad():
+            fg_tuned, fg_again, bg_again = tuned_fg(images), pretrained_fg(images), bg(images)
     finally:
         patch.undo()
     info = json.loads((tuned / "run.json").read_text())
     assert "finetune" in info["timings"]
     tuned_sha = info["datasets"]["scenes-cs0.8"]["finetuned_fg"]["weights_sha256"]
     assert tuned_sha != info["streams"]["fg"]["weights_sha256"]
-    fg_rows = {r["classifier"]: r["accuracy"] for r in _rows(tuned)}
-    plain_rows = {r["classifier"]: r["accuracy"] for r in _rows(plain)}
-    assert fg_rows["bg"] == plain_rows["bg"]  # the scene stream is untouched
-    assert set(fg_rows) == set(plain_rows)
+    assert tuned_fg.weights_sha256 == tuned_sha  # the backbone the run used
+    assert not tuned_fg.training and not any(p.requires_grad for p in tuned_fg.parameters())
+    # The fine-tuned fg features differ, clearly, on the same images ...
+    assert fg_tuned.shape == fg_before.shape
+    change = (fg_tuned - fg_before).norm() / fg_before.norm()
+    assert change > 1e-2, f"fine-tuning barely changed the fg features ({change:.2e})"
+    # ... while the pretrained fg stream (fine-tuned as a copy) and the bg stream are untouched.
+    assert torch.equal(fg_again, fg_before)
+    assert torch.equal(bg_again, bg_before)
+    assert {"fg", "bg", "joint"} <= {r["classifier"] for r in _rows(tuned)}
 
 
 def test_every_whitebox_attack_runs_on_the_fused_model(tmp_path_factory) -> None:

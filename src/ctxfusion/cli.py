@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "run": ("ctxfusion.run_cli", "run one experiment config end to end"),
     "report": ("ctxfusion.report.cli", "rebuild the figures and report.html of a run directory"),
+    "claims": ("ctxfusion.claims_cli", "judge the paper's claims on run directories (claims.md)"),
     "streams": ("ctxfusion.streams.cli", "list the registered streams and their weights"),
 }
 

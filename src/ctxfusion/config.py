@@ -26,7 +26,8 @@ SUBSETS = ("all", "dissimilar", "similar")
 EPS_SPACES = ("pixel", "normalized")
 BLUR_MODES = ("image", "crop")
 ATTACK_SOURCES = ("fg", "joint")
-WHITEBOX_ATTACKS = ("fgsm", "pgd", "bim", "autoattack")
+WHITEBOX_ATTACKS = ("pgd", "bim", "autoattack")
+ALPHA_REDUCTIONS = ("sum", "mean")
 STEPS = ("blur", "fgsm", "advtrain", "whitebox", "pca")
 NORMALIZATIONS = ("stream", "cifar10", "imagenet")
 
@@ -150,11 +151,15 @@ class FgsmConfig:
 
     eps_space ``pixel``: eps in [0,1] pixel space. ``normalized``: the paper's convention, eps
     on the normalised input, converted with the per-channel std of ``normalization``.
+    ``whitebox``: also attack every other classifier through its own gradient (threat
+    ``whitebox``) on the class-stratified sample of ``whitebox.max_images`` test images, so
+    every classifier of a comparison meets both the transfer and the white-box attack.
     """
 
     epsilons: list[float] = field(default_factory=lambda: [0, 0.002, 0.005, 0.01, 0.02, 0.05])
     eps_space: str = "pixel"
     sources: list[str] = field(default_factory=lambda: ["fg"])
+    whitebox: bool = True
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
@@ -165,7 +170,11 @@ class FgsmConfig:
 
 @dataclass
 class WhiteboxConfig:
-    """Iterative white-box attacks on the fused model itself (beyond the paper, SPEC §6)."""
+    """Iterative white-box attacks on the fused model itself (beyond the paper, SPEC §6).
+
+    Every white-box evaluation runs on one seeded sample of at most ``max_images`` test
+    images per subset, drawn evenly across classes (so it covers every class).
+    """
 
     attacks: list[str] = field(default_factory=lambda: ["pgd"])
     epsilons: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02])
@@ -185,23 +194,40 @@ class WhiteboxConfig:
 
 @dataclass
 class HeadsConfig:
-    """Linear heads trained on cached features; alphas for the regularised joint head."""
+    """Linear heads trained on cached features; alphas for the regularised joint head.
+
+    ``alpha_reduction``: ``sum`` is the paper's equation (cross-entropy summed over the N
+    training images plus alpha ||W_fg||^2), ``mean`` averages the cross-entropy, so a mean
+    alpha equals a sum alpha divided by N. ``train_fraction``: each repeat trains its heads
+    on a seeded per-class sample of this fraction of the training images (1 = all).
+    """
 
     alphas: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0])
+    alpha_reduction: str = "sum"
     epochs: int = 60
     lr: float = 0.01
     batch_size: int = 256
+    train_fraction: float = 1.0
 
     def validate(self, where: str) -> None:
         for i, alpha in enumerate(self.alphas):
             if alpha <= 0:
                 raise ConfigError(f"{where}.alphas[{i}] = {alpha}: an alpha must be > 0")
+        _check_choice(f"{where}.alpha_reduction", self.alpha_reduction, ALPHA_REDUCTIONS)
         _check_positive(where, self, "epochs", "batch_size", "lr")
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"{where}.train_fraction = {self.train_fraction}: "
+                              "must be in (0, 1]")
 
 
 @dataclass
 class AdvTrainConfig:
-    """FGSM adversarial retraining of the fg classifier (SPEC §3 baseline)."""
+    """FGSM adversarial retraining of the fg classifier (SPEC §3 baseline).
+
+    ``max_train_images``: retrain on at most this many of the head's training images, drawn
+    evenly across classes (each step needs a gradient through the backbone: the costly part
+    of a CPU run); None uses them all. ``train_backbone``: retrain every layer, not the head.
+    """
 
     eps: float = 0.3
     eps_space: str = "normalized"
@@ -209,10 +235,11 @@ class AdvTrainConfig:
     epochs: int = 10
     lr: float = 0.01
     train_backbone: bool = False
+    max_train_images: int | None = None
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
-        _check_positive(where, self, "eps", "epochs", "lr")
+        _check_positive(where, self, "eps", "epochs", "lr", "max_train_images")
         if not 0 < self.adv_fraction <= 1:
             raise ConfigError(f"{where}.adv_fraction = {self.adv_fraction}: must be in (0, 1]")
 
@@ -249,6 +276,7 @@ class ExperimentConfig:
     streams: StreamsConfig
     datasets: list[DatasetConfig]
     seed: int = 0
+    repeats: int = 1
     device: str = "auto"
     batch_size: int = 128
     normalization: str = "stream"
@@ -275,6 +303,14 @@ class ExperimentConfig:
             raise ConfigError(f"{where}datasets: dataset names must be unique, got {names}")
         if self.batch_size <= 0:
             raise ConfigError(f"{where}batch_size = {self.batch_size}: must be > 0")
+        if self.repeats < 1:
+            raise ConfigError(f"{where}repeats = {self.repeats}: must be >= 1 (the number of "
+                              "seeds the heads are trained with)")
+
+    @property
+    def seeds(self) -> list[int]:
+        """One seed per repeat: ``seed``, ``seed + 1``, ..."""
+        return [self.seed + r for r in range(self.repeats)]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

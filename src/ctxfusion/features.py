@@ -4,7 +4,11 @@ Frozen streams make features a pure function of (stream weights, images, perturb
 so they are computed once and cached under ``root/<sha256 of the description>.safetensors``.
 The description is any JSON-able dict that pins that content: stream name and
 ``weights_sha256``, manifest sha256, split, subset, image size, view, perturbation kind and
-level, and the :func:`module_digest` of the model that crafted an attack.
+level, and the :func:`module_digest` of the model that crafted an attack. Streams enter a
+description through :func:`stream_identity` (the digest of every weight and buffer, so a
+changed normalisation or a fine-tuned backbone is another stream), and the cache adds
+:func:`code_version` to every description, so a change to the code that computes tensors
+(preprocessing, blur, attacks, training) never reuses tensors of the old code.
 
 A cache file is trusted only if it loads, carries this format, the same canonical
 description, and a sha256 of its tensors that matches; anything else (a truncated file from a
@@ -15,6 +19,8 @@ Writes are atomic (``ctxfusion.io.atomic_save_tensors``), so a crash leaves at m
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import os
@@ -80,6 +86,52 @@ def module_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+#: package folders and modules whose code does not decide any cached tensor
+_NOT_TENSOR_CODE = ("report", "cli.py", "run_cli.py", "pretrain_cli.py", "prepare_cli.py",
+                    "claims_cli.py", "schema.py", "stats.py")
+
+
+def _code_only(source: str) -> str:
+    """The syntax tree of ``source`` without docstrings: comments, docstrings and layout
+    do not change a tensor, so editing them keeps the cache."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """sha256 over the code of every ctxfusion module that can change a cached tensor.
+
+    Hashing the code, not a hand-bumped number, means no one has to remember to bump it:
+    any change to preprocessing, blur, attacks or training invalidates the tensors it made.
+    """
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] in _NOT_TENSOR_CODE or relative.name in _NOT_TENSOR_CODE:
+            continue
+        digest.update(f"{relative.as_posix()}|".encode())
+        digest.update(_code_only(path.read_text(encoding="utf-8")).encode())
+    return digest.hexdigest()[:16]
+
+
+def stream_identity(stream: nn.Module) -> dict:
+    """What decides a stream's features: its name, input size, and the digest of all its
+    weights and buffers (normalisation statistics and a fine-tuned backbone included)."""
+    return {
+        "name": getattr(stream, "name", type(stream).__name__),
+        "input_size": getattr(stream, "input_size", None),
+        "state": module_digest(stream),
+    }
+
+
 class FeatureCache:
     """Features of one stream on one (perturbed) split, stored as safetensors by content key."""
 
@@ -88,9 +140,13 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
 
+    @staticmethod
+    def _versioned(description: Mapping) -> dict:
+        return {"code": code_version(), "what": dict(description)}
+
     def path(self, description: Mapping) -> Path:
-        """Where the features for ``description`` live."""
-        return self.root / f"{cache_key(description)}.safetensors"
+        """Where the features for ``description`` (under this code version) live."""
+        return self.root / f"{cache_key(self._versioned(description))}.safetensors"
 
     def load(self, description: Mapping) -> dict[str, torch.Tensor] | None:
         """The cached tensors, or None when absent; a corrupt file is deleted with a warning."""
@@ -101,7 +157,7 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 meta = handle.metadata() or {}
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-            problem = self._check(meta, tensors, canonical_json(description))
+            problem = self._check(meta, tensors, canonical_json(self._versioned(description)))
         except Exception as err:  # safetensors raises several types on truncated files
             problem = f"unreadable ({type(err).__name__}: {err})"
         if problem is None:
@@ -133,7 +189,8 @@ class FeatureCache:
         if "features" in tensors:
             _check_feature_tensors(tensors)
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        metadata = {"format": FORMAT, "description": canonical_json(description),
+        metadata = {"format": FORMAT,
+                    "description": canonical_json(self._versioned(description)),
                     "sha256": tensors_digest(tensors), "names": json.dumps(sorted(tensors))}
         return atomic_save_tensors(self.path(description), tensors, metadata=metadata)
 

@@ -48,6 +48,28 @@ class LinearHead(nn.Linear):
                 float(self.stream_weights(i).abs().mean()) for i in range(len(self.in_dims))
             ]
 
+    def scaled_weight_means(self, features: Sequence[torch.Tensor]) -> list[float]:
+        """Mean over each stream's columns of mean|w_j| * std(f_j): the weights in units of
+        the features they multiply. Streams whose features differ 10x in scale need weights
+        that differ 10x for equal contributions, which mean |w| alone hides."""
+        with torch.no_grad():
+            return [
+                float((self.stream_weights(i).abs().mean(dim=0) * f.float().std(dim=0)).mean())
+                for i, f in enumerate(features)
+            ]
+
+    def logit_shares(self, features: Sequence[torch.Tensor]) -> list[float]:
+        """Each stream's share of the logit variance on ``features`` (one (N, d_i) tensor per
+        stream): the variance over images of the stream's partial logits f_i W_i^T, summed
+        over classes, normalised to sum to 1 (cross terms left out)."""
+        with torch.no_grad():
+            variances = [
+                float((f.float() @ self.stream_weights(i).T).var(dim=0).sum())
+                for i, f in enumerate(features)
+            ]
+        total = sum(variances)
+        return [v / total if total > 0 else float("nan") for v in variances]
+
 
 def alpha_regularised_loss(
     logits: torch.Tensor,

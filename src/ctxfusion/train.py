@@ -50,6 +50,7 @@ def train_linear_head(
     num_classes: int,
     *,
     alpha: float = 0.0,
+    alpha_reduction: str = "mean",
     penalised_stream: int = 0,
     epochs: int = 200,
     lr: float = 1e-2,
@@ -60,7 +61,10 @@ def train_linear_head(
     """Fit a linear head on the concatenated features with Adam (SPEC §1, §3.4 alpha loss).
 
     ``features`` holds one (N, d_i) tensor per stream; the loss is
-    ``CE + alpha * ||W_penalised_stream||^2``. ``batch_size=None`` trains full-batch.
+    ``CE + alpha * ||W_penalised_stream||^2``. ``alpha_reduction="mean"`` averages CE over
+    the images; ``"sum"`` is the paper's equation, CE summed over the N training images, whose
+    minimiser equals that of ``mean CE + (alpha / N) ||W||^2`` (the loss divided by N), which
+    is what a minibatch step estimates. ``batch_size=None`` trains full-batch.
     Deterministic for a seed on CPU: initialisation and shuffling use their own generators.
     """
     _check_features(features, labels, num_classes)
@@ -72,6 +76,10 @@ def train_linear_head(
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
     _check_positive(lr=lr, batch_size=batch_size)
+    if alpha_reduction not in ("mean", "sum"):
+        raise ConfigError(f"alpha_reduction must be 'mean' or 'sum', got {alpha_reduction!r}")
+    if alpha_reduction == "sum":
+        alpha = alpha / labels.shape[0]
     x = torch.cat([f.float() for f in features], dim=1)
     y = labels.to(x.device).long()
     with torch.random.fork_rng(devices=[]):
@@ -175,7 +183,10 @@ def adversarial_retrain(
     if not 0 <= adv_fraction <= 1:
         raise ConfigError(f"adv_fraction must lie in [0, 1], got {adv_fraction!r}")
     _check_positive(lr=lr)
-    stream = copy.deepcopy(stream) if train_backbone else stream
+    if train_backbone:  # a copy whose every layer learns (registry streams come frozen)
+        stream = copy.deepcopy(stream)
+        for parameter in stream.parameters():
+            parameter.requires_grad_(True)
     model = FusionClassifier([stream], copy.deepcopy(head)).to(device)
     trainable = model.parameters() if train_backbone else model.head.parameters()
     optimizer = torch.optim.Adam(trainable, lr=lr)

@@ -1,22 +1,27 @@
-"""The attack steps of an experiment: FGSM sweeps, adversarial retraining, white-box attacks."""
+"""The attack steps of an experiment: FGSM sweeps (transfer and white-box), adversarial
+retraining, iterative white-box attacks.
+
+Threat models (the ``threat`` column): FGSM crafted on a source classifier and fed to every
+classifier is ``transfer`` for all but the source (``whitebox`` for the source itself).
+With ``fgsm.whitebox`` every other classifier is also attacked through its own gradient, on
+the class-stratified white-box sample, so each classifier of a comparison meets both.
+"""
 
 from __future__ import annotations
 
 import torch
+from torch.utils.data import DataLoader
 
 from ctxfusion.experiments.context import RunContext
-from ctxfusion.experiments.heads import ClassifierSpec, SubsetData, head_accuracy
-from ctxfusion.experiments.sweeps import (
-    RelabelledLoader,
-    SplitData,
-    fgsm_sweep_features,
-    rows_digest,
-)
+from ctxfusion.experiments.heads import ClassifierSpec, SubsetData, Trial, head_correct
+from ctxfusion.experiments.heads import stratified_sample as _stratified
+from ctxfusion.experiments.sweeps import SplitData, fgsm_sweep_features, rows_digest
 from ctxfusion.features import module_digest
 from ctxfusion.models import FusionClassifier, LinearHead
 from ctxfusion.perturb.attacks import eps_to_pixel, make_attack
-from ctxfusion.perturb.views import make_view
 from ctxfusion.train import adversarial_retrain
+
+ADVTRAIN = "fg-advtrain"
 
 
 def pixel_epsilons(ctx: RunContext, epsilons: list[float], space: str) -> list[torch.Tensor]:
@@ -30,104 +35,138 @@ def level_of(eps_pixel: torch.Tensor) -> float:
     return round(float(eps_pixel.mean()), 6)
 
 
-def build_model(ctx: RunContext, roles: tuple[str, ...], head: LinearHead) -> FusionClassifier:
-    """A pixel-space classifier over the given streams (default views) and head."""
-    streams = [ctx.streams[r] for r in roles]
-    views = [make_view(getattr(ctx.config.streams, r).views[0]) for r in roles]
-    return FusionClassifier(streams, head.to(ctx.device), views=views).eval()
+def _stream_view(ctx: RunContext, trial: Trial, key: str) -> tuple:
+    """(stream, view) of a feature key: the run's streams, or a stream of this trial only."""
+    return trial.extra_streams.get(key) or ctx.stream_views()[key]
 
 
-def fgsm_rows(
-    ctx: RunContext, dataset: str, subset: str, test: SplitData, data: SubsetData,
-    specs: list[ClassifierSpec], heads: dict[str, LinearHead], source_name: str,
-    source: FusionClassifier,
-) -> None:
-    """FGSM crafted on ``source`` over the subset's test images; every classifier evaluated."""
-    cfg = ctx.config.fgsm
-    epsilons = pixel_epsilons(ctx, cfg.epsilons, cfg.eps_space)
-    needed = sorted({key for spec in specs for key in spec.inputs})
-    per_eps = fgsm_sweep_features(
-        ctx, test, data.rows, data.labels, source, source_name, epsilons, needed,
-        desc=f"{dataset}/{subset} fgsm on {source_name}",
-    )
-    for eps, features in zip(epsilons, per_eps, strict=True):
-        for spec in specs:
+def spec_model(ctx: RunContext, trial: Trial, name: str) -> FusionClassifier:
+    """Classifier ``name`` of ``trial`` as one pixel-space model (streams, views and head)."""
+    spec = trial.spec(name)
+    pairs = [_stream_view(ctx, trial, key) for key in spec.inputs]
+    return FusionClassifier([stream for stream, _ in pairs], trial.heads[name].to(ctx.device),
+                            views=[view for _, view in pairs]).eval()
+
+
+def whitebox_sample(ctx: RunContext, trial: Trial) -> SubsetData:
+    """The trial's white-box test sample: at most ``whitebox.max_images``, even across classes."""
+    return _stratified(trial.test, ctx.config.whitebox.max_images, trial.seed)
+
+
+def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, source: str,
+              evaluated: list[ClassifierSpec], data: SubsetData | None = None) -> None:
+    """FGSM crafted on classifier ``source`` over ``data`` (default: the trial's test rows);
+    every classifier of ``evaluated`` classified on the same adversarial images."""
+    data = data or trial.test
+    epsilons = pixel_epsilons(ctx, ctx.config.fgsm.epsilons, ctx.config.fgsm.eps_space)
+    needed = sorted({key for spec in evaluated for key in spec.inputs})
+    # eps = 0 leaves every image as it is: its features are the clean ones, already computed
+    clean = {k: trial.clean_features[k][data.rows] for k in needed if k in trial.clean_features}
+    reuse_clean = len(clean) == len(needed)
+    attacked = [e for e in epsilons if not (reuse_clean and not bool(e.any()))]
+    per_eps = iter(fgsm_sweep_features(
+        ctx, test, data.rows, data.labels, spec_model(ctx, trial, source), source, attacked,
+        {key: _stream_view(ctx, trial, key) for key in needed},
+        desc=f"{dataset}/{trial.subset} fgsm on {source}",
+    ) if attacked else [])
+    for eps in epsilons:
+        features = next(per_eps) if any(eps is e for e in attacked) else clean
+        for spec in evaluated:
             ctx.recorder.add_result(
-                dataset=dataset, subset=subset, classifier=spec.name,
-                source=source_name, perturbation="fgsm", level=level_of(eps),
-                accuracy=head_accuracy(heads[spec.name], spec, features, None, data.labels),
-                n=len(data.labels),
+                dataset=dataset, subset=trial.subset, classifier=spec.name, source=source,
+                threat="whitebox" if spec.name == source else "transfer", perturbation="fgsm",
+                level=level_of(eps), seed=trial.seed, rows=data.rows,
+                correct=head_correct(trial.heads[spec.name], spec, features, None, data.labels),
             )
 
 
-def advtrain_rows(
-    ctx: RunContext, dataset: str, subset: str, train: SplitData, train_data: SubsetData,
-    test: SplitData, test_data: SubsetData, fg_spec: ClassifierSpec, fg_head: LinearHead,
-) -> None:
-    """Adversarial retraining of the fg classifier (SPEC §3), evaluated under the FGSM sweep
-    crafted on the retrained classifier itself (white-box)."""
+def fgsm_steps(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) -> None:
+    """The FGSM sweeps of one trial: transfer from each configured source to every classifier,
+    then each remaining classifier through its own gradient on the white-box sample."""
+    cfg = ctx.config.fgsm
+    for source in cfg.sources:
+        fgsm_rows(ctx, dataset, test, trial, source, trial.specs)
+    if ADVTRAIN in trial.heads:  # its own sweep over every test image, as the paper's baseline
+        fgsm_rows(ctx, dataset, test, trial, ADVTRAIN, [trial.spec(ADVTRAIN)])
+    if cfg.whitebox:
+        sample = whitebox_sample(ctx, trial)
+        done = set(cfg.sources) | {ADVTRAIN}
+        for spec in trial.specs:
+            if spec.name not in done:
+                fgsm_rows(ctx, dataset, test, trial, spec.name, [spec], sample)
+
+
+def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial) -> None:
+    """Adversarial retraining of the trial's fg classifier (SPEC §3) on its training rows,
+    shuffled; adds ``fg-advtrain`` (head, spec and, with ``train_backbone``, its own backbone)
+    to the trial."""
     cfg = ctx.config.advtrain
     eps = pixel_epsilons(ctx, [cfg.eps], cfg.eps_space)[0]
+    fg_head, fg_spec = trial.heads["fg"], trial.spec("fg")
+    (fg_key,) = fg_spec.inputs
+    stream, view = ctx.stream_views()[fg_key]
+    data = trial.train
+    if cfg.max_train_images is not None:
+        data = _stratified(data, cfg.max_train_images, trial.seed)
     description = {
-        "kind": "advtrain", "train": train.digest,
-        "rows": rows_digest(train_data.rows),
+        "kind": "advtrain", "train": train.digest, "rows": rows_digest(data.rows),
         "init": module_digest(fg_head), "settings": vars(cfg), "eps": eps.tolist(),
-        "stream": ctx.streams["fg"].weights_sha256, "seed": ctx.config.seed,
+        "stream": ctx.identity(stream), "seed": trial.seed,
     }
 
     def compute() -> dict[str, torch.Tensor]:
-        head = LinearHead(fg_head.in_dims, fg_head.out_features)
-        head.load_state_dict(fg_head.state_dict())
         retrained = adversarial_retrain(
-            ctx.streams["fg"], head.to(ctx.device),
-            train.rows_loader(train_data.rows, train_data.labels),
+            stream, fg_head, train.rows_loader(data.rows, data.labels, shuffle_seed=trial.seed),
             eps=eps.to(ctx.device), adv_fraction=cfg.adv_fraction, epochs=cfg.epochs,
-            lr=cfg.lr, train_backbone=cfg.train_backbone, seed=ctx.config.seed,
-            device=ctx.device,
+            lr=cfg.lr, train_backbone=cfg.train_backbone, seed=trial.seed, device=ctx.device,
         )
-        return {k: v.detach().cpu() for k, v in retrained.head.state_dict().items()}
+        keep = "" if cfg.train_backbone else "head."  # a frozen backbone is not stored again
+        return {k: v.detach().cpu() for k, v in retrained.state_dict().items()
+                if k.startswith(keep)}
 
     state = ctx.cache.get_or_compute(description, compute)
     adv_head = LinearHead(fg_head.in_dims, fg_head.out_features)
-    adv_head.load_state_dict(state)
-    adv_spec = ClassifierSpec("fg-advtrain", fg_spec.inputs)
-    source = build_model(ctx, ("fg",), adv_head)
-    fgsm_rows(ctx, dataset, subset, test, test_data, [adv_spec], {"fg-advtrain": adv_head},
-              "fg-advtrain", source)
-    ctx.recorder.info.setdefault("advtrain", {})[f"{dataset}/{subset}"] = {
+    adv_head.load_state_dict({k[len("head."):]: v for k, v in state.items()
+                              if k.startswith("head.")})
+    inputs = fg_spec.inputs
+    if cfg.train_backbone:  # its features are its own: a stream-view of this trial only
+        adv_stream = ctx.copy_stream(stream, {k[len("streams.0."):]: v for k, v in state.items()
+                                              if k.startswith("streams.0.")})
+        inputs = (f"{ADVTRAIN}@{fg_key.split('@')[1]}",)
+        trial.extra_streams[inputs[0]] = (adv_stream, view)
+    trial.heads[ADVTRAIN] = adv_head
+    trial.specs.append(ClassifierSpec(ADVTRAIN, inputs))
+    ctx.recorder.info.setdefault("advtrain", {})[f"{dataset}/{trial.subset}"] = {
         "eps_pixel": eps.tolist(), "eps": cfg.eps, "eps_space": cfg.eps_space,
         "adv_fraction": cfg.adv_fraction, "epochs": cfg.epochs,
+        "train_backbone": cfg.train_backbone, "n_train": len(data.rows),
     }
 
 
-def whitebox_rows(
-    ctx: RunContext, dataset: str, subset: str, test: SplitData, data: SubsetData,
-    models: dict[str, FusionClassifier],
-) -> None:
-    """Iterative white-box attacks (PGD, BIM, AutoAttack) on each target model itself."""
+def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) -> None:
+    """Iterative white-box attacks (PGD, BIM, AutoAttack) on each target classifier itself,
+    on the trial's class-stratified white-box sample."""
     cfg = ctx.config.whitebox
-    rows = data.rows[: cfg.max_images]
-    labels = data.labels[: cfg.max_images]
-    loader = test.rows_loader(rows, labels)
+    data = whitebox_sample(ctx, trial)
+    loader = test.rows_loader(data.rows, data.labels)
     for attack_name in cfg.attacks:
         for eps in pixel_epsilons(ctx, cfg.epsilons, ctx.config.fgsm.eps_space):
             for target in cfg.targets:
-                model = models[target]
+                model = spec_model(ctx, trial, target)
                 description = {
-                    "kind": attack_name, "split": test.digest, "rows": rows_digest(rows),
-                    "model": module_digest(model),
-                    "eps": eps.tolist(), "steps": cfg.steps, "restarts": cfg.restarts,
-                    "seed": ctx.config.seed,
+                    "kind": attack_name, "split": test.digest, "rows": rows_digest(data.rows),
+                    "model": module_digest(model), "eps": eps.tolist(),
+                    "settings": _attack_settings(ctx, attack_name, model), "seed": trial.seed,
                 }
 
                 def compute(model=model, eps=eps, name=attack_name) -> dict[str, torch.Tensor]:
-                    return {"correct": _attack_correct(ctx, model, name, eps, loader)}
+                    return {"correct": _attack_correct(ctx, model, name, eps, loader, trial.seed)}
 
                 correct = ctx.cache.get_or_compute(description, compute)["correct"]
                 ctx.recorder.add_result(
-                    dataset=dataset, subset=subset, classifier=target, source=target,
-                    perturbation=attack_name, level=level_of(eps),
-                    accuracy=float(correct.float().mean()), n=len(labels),
+                    dataset=dataset, subset=trial.subset, classifier=target, source=target,
+                    threat="whitebox", perturbation=attack_name, level=level_of(eps),
+                    seed=trial.seed, rows=data.rows, correct=correct,
                 )
 
 
@@ -142,8 +181,8 @@ def _attack_settings(ctx: RunContext, name: str, model: FusionClassifier) -> dic
 
 
 def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: torch.Tensor,
-                    loader: RelabelledLoader) -> torch.Tensor:
-    torch.manual_seed(ctx.config.seed)
+                    loader: DataLoader, seed: int) -> torch.Tensor:
+    torch.manual_seed(seed)
     eps_value = float(eps.max())  # torchattacks takes a scalar L-inf radius
     attack = make_attack(name, model, eps_value, **_attack_settings(ctx, name, model))
     out = []
@@ -154,3 +193,4 @@ def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: to
         with torch.no_grad():
             out.append((model(adversarial).argmax(1) == labels).cpu())
     return torch.cat(out)
+

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import random
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from torch import nn
 from ctxfusion.config import ExperimentConfig
 from ctxfusion.errors import ConfigError
 from ctxfusion.experiments.rundir import RunRecorder
-from ctxfusion.features import FeatureCache
+from ctxfusion.features import FeatureCache, module_digest, stream_identity
 from ctxfusion.models import Normalize
 from ctxfusion.paths import expand_path, home_dir
 from ctxfusion.perturb.views import make_view
@@ -68,6 +70,7 @@ class RunContext:
     recorder: RunRecorder
     cache: FeatureCache
     streams: dict[str, Stream] = field(default_factory=dict)
+    _identities: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     @classmethod
     def create(cls, config: ExperimentConfig, out: Path) -> RunContext:
@@ -82,8 +85,29 @@ class RunContext:
             weights = str(expand_path(stream_config.weights)) if stream_config.weights else None
             stream = create_stream(stream_config.name, weights=weights)
             _apply_normalization(stream, config.normalization, recorder)
-            context.streams[role] = stream.to(device)
+            context.set_stream(role, stream.to(device))
         return context
+
+    def set_stream(self, role: str, stream: Stream) -> None:
+        """Use ``stream`` for ``role`` from now on."""
+        self.streams[role] = stream
+
+    def identity(self, stream: nn.Module) -> dict:
+        """:func:`ctxfusion.features.stream_identity` of a stream, computed once per object
+        (streams are frozen once built; a changed stream is a new object, see copy_stream)."""
+        if stream not in self._identities:
+            self._identities[stream] = stream_identity(stream)
+        return self._identities[stream]
+
+    def copy_stream(self, stream: Stream, state: dict[str, torch.Tensor]) -> Stream:
+        """A frozen copy of ``stream`` with the weights ``state`` (e.g. after fine-tuning)."""
+        copied = copy.deepcopy(stream)
+        copied.load_state_dict(state)
+        copied.eval()
+        for parameter in copied.parameters():
+            parameter.requires_grad_(False)
+        copied.weights_sha256 = module_digest(copied)
+        return copied.to(self.device)
 
     def stream_views(self) -> dict[str, tuple[nn.Module, object]]:
         """``"<role>@<view>"`` -> (stream, view function) for every configured view."""

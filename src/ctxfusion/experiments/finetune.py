@@ -12,7 +12,6 @@ import sys
 
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.sweeps import SplitData
-from ctxfusion.features import module_digest
 from ctxfusion.streams import Stream
 from ctxfusion.train import finetune_classifier
 
@@ -22,27 +21,21 @@ def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Str
     cfg = ctx.config.finetune
     base = ctx.streams["fg"]
     description = {
-        "kind": "finetune", "stream": base.weights_sha256, "train": train.digest,
+        "kind": "finetune", "stream": ctx.identity(base), "train": train.digest,
         "epochs": cfg.epochs, "lr": cfg.lr, "seed": ctx.config.seed,
         "num_classes": num_classes,
     }
-    stream = copy.deepcopy(base)
 
     def compute() -> dict:
         print("fine-tuning every layer of the fg stream: this step trains the backbone, so "
               "its features cannot come from the feature cache until it is done", file=sys.stderr)
+        stream = copy.deepcopy(base)
         for parameter in stream.parameters():
             parameter.requires_grad_(True)
         model = finetune_classifier(
-            stream, num_classes, train.loader, epochs=cfg.epochs,  # labels: all classes
-            lr=cfg.lr, device=ctx.device, seed=ctx.config.seed,
+            stream, num_classes, train.training_loader(ctx.config.seed),  # shuffled
+            epochs=cfg.epochs, lr=cfg.lr, device=ctx.device, seed=ctx.config.seed,
         )
         return {k: v.detach().cpu() for k, v in model.streams[0].state_dict().items()}
 
-    state = ctx.cache.get_or_compute(description, compute)
-    stream.load_state_dict(state)
-    stream.eval()
-    for parameter in stream.parameters():
-        parameter.requires_grad_(False)
-    stream.weights_sha256 = module_digest(stream)
-    return stream.to(ctx.device)
+    return ctx.copy_stream(base, ctx.cache.get_or_compute(description, compute))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 
 from ctxfusion.config import ExperimentConfig
@@ -34,6 +35,25 @@ class SubsetData:
     rows: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+
+
+@dataclass
+class Trial:
+    """One repeat of one class subset: the heads trained with ``seed`` on ``train``'s rows,
+    evaluated on ``test``'s rows. ``extra_streams`` holds stream-views that exist only for
+    this trial (the backbone of an adversarially retrained fg), keyed like ``fg@full``."""
+
+    subset: str
+    seed: int
+    train: SubsetData
+    test: SubsetData
+    heads: dict[str, LinearHead] = field(default_factory=dict)
+    specs: list[ClassifierSpec] = field(default_factory=list)
+    extra_streams: dict[str, tuple] = field(default_factory=dict)
+    clean_features: dict[str, torch.Tensor] = field(default_factory=dict)  # whole test split
+
+    def spec(self, name: str) -> ClassifierSpec:
+        return next(s for s in self.specs if s.name == name)
 
 
 def feature_key(role: str, view: str) -> str:
@@ -74,6 +94,41 @@ def select_subset(labels: torch.Tensor, all_classes: list[str], subset: list[str
     return SubsetData(rows=rows, labels=mapped[rows], classes=list(subset))
 
 
+def subsample_per_class(data: SubsetData, fraction: float, seed: int) -> SubsetData:
+    """A seeded sample of ``fraction`` of each class's rows (at least one per class), in row
+    order; ``fraction`` 1 returns ``data`` unchanged."""
+    if fraction >= 1:
+        return data
+    rng = np.random.default_rng(seed)
+    labels = data.labels.numpy()
+    keep = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        size = max(1, round(fraction * len(members)))
+        keep.append(rng.choice(members, size=size, replace=False))
+    index = torch.from_numpy(np.sort(np.concatenate(keep)))
+    return replace(data, rows=data.rows[index], labels=data.labels[index])
+
+
+def stratified_sample(data: SubsetData, max_images: int, seed: int) -> SubsetData:
+    """At most ``max_images`` rows drawn evenly across classes (seeded): classes take turns,
+    each giving its next randomly ordered row, so every class is covered before any class
+    gives a second image. Returned in row order."""
+    if len(data.rows) <= max_images:
+        return data
+    rng = np.random.default_rng(seed)
+    labels = data.labels.numpy()
+    queues = [list(rng.permutation(np.flatnonzero(labels == label)))
+              for label in np.unique(labels)]
+    picked: list[int] = []
+    while len(picked) < max_images:
+        for queue in queues:
+            if queue and len(picked) < max_images:
+                picked.append(int(queue.pop(0)))
+    index = torch.tensor(sorted(picked))
+    return replace(data, rows=data.rows[index], labels=data.labels[index])
+
+
 @contextmanager
 def single_thread() -> Iterator[None]:
     """Heads are tiny matrices: one CPU thread beats several, which mostly synchronise
@@ -91,6 +146,7 @@ def train_heads(
     specs: list[ClassifierSpec],
     features: dict[str, torch.Tensor],
     subset: SubsetData,
+    seed: int,
 ) -> dict[str, LinearHead]:
     """Train every head of ``specs`` on the subset's rows of cached train features."""
     heads = {}
@@ -99,18 +155,20 @@ def train_heads(
         with single_thread():
             heads[spec.name] = train_linear_head(
                 inputs, subset.labels, len(subset.classes), alpha=spec.alpha,
+                alpha_reduction=config.heads.alpha_reduction,
                 penalised_stream=0, epochs=config.heads.epochs, lr=config.heads.lr,
-                batch_size=config.heads.batch_size, seed=config.seed,
+                batch_size=config.heads.batch_size, seed=seed,
             )
     return heads
 
 
 @torch.no_grad()
-def head_accuracy(
+def head_correct(
     head: LinearHead, spec: ClassifierSpec, features: dict[str, torch.Tensor],
     rows: torch.Tensor | None, labels: torch.Tensor,
-) -> float:
-    """Accuracy of ``head`` on the given rows of ``features`` (all rows when ``rows`` is None)."""
+) -> torch.Tensor:
+    """Per image, whether ``head`` classifies the given rows of ``features`` (all rows when
+    ``rows`` is None) correctly: a bool tensor aligned with ``labels``."""
     inputs = [features[key] if rows is None else features[key][rows] for key in spec.inputs]
     logits = head(torch.cat(inputs, dim=1))
-    return float((logits.argmax(dim=1) == labels).float().mean()) if len(labels) else float("nan")
+    return logits.argmax(dim=1) == labels

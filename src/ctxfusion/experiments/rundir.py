@@ -18,14 +18,22 @@ from typing import Any
 import torch
 import yaml
 
+from ctxfusion.experiments.differences import Outcome, OutcomeKey, paired_differences
 from ctxfusion.io import atomic_write_text
-
-RESULT_COLUMNS = (
-    "experiment", "dataset", "subset", "classifier", "source", "perturbation", "level",
-    "accuracy", "n",
+from ctxfusion.schema import (
+    CONFIG_YAML,
+    DIFFERENCE_COLUMNS,
+    DIFFERENCES_CSV,
+    PCA_COLUMNS,
+    PCA_CSV,
+    RESULT_COLUMNS,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RUN_JSON,
+    WEIGHT_COLUMNS,
+    WEIGHTS_CSV,
 )
-WEIGHT_COLUMNS = ("dataset", "subset", "classifier", "alpha", "stream", "mean_abs_weight")
-PCA_COLUMNS = ("dataset", "stream", "condition", "label", "pc1", "pc2")
+from ctxfusion.stats import wilson_interval
 
 _PACKAGES = ("ctxfusion", "torch", "torchvision", "numpy", "torchattacks", "pycocotools",
              "scikit-learn", "matplotlib", "safetensors")
@@ -73,16 +81,38 @@ class RunRecorder:
     experiment: str
     started: float = field(default_factory=time.time)
     results: list[dict[str, Any]] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[OutcomeKey, Outcome] = field(default_factory=dict)
     weights: list[dict[str, Any]] = field(default_factory=list)
     pca: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def add_result(self, **row: Any) -> None:
-        row.setdefault("experiment", self.experiment)
-        row.setdefault("source", "")
-        self.results.append(row)
+    def add_result(
+        self, *, dataset: str, subset: str, classifier: str, perturbation: str, level: float,
+        seed: int, rows: torch.Tensor, correct: torch.Tensor, source: str = "",
+        threat: str = "none",
+    ) -> None:
+        """One accuracy row from per-image outcomes (``correct`` aligned with the test
+        ``rows``), with its Wilson interval; the outcomes are kept for paired comparisons."""
+        correct = correct.detach().cpu().bool()
+        n, hits = len(correct), int(correct.sum())
+        low, high = wilson_interval(hits, n)
+        self.results.append({
+            "experiment": self.experiment, "dataset": dataset, "subset": subset,
+            "classifier": classifier, "source": source, "threat": threat,
+            "perturbation": perturbation, "level": level, "seed": seed,
+            "accuracy": hits / n if n else float("nan"), "ci_low": low, "ci_high": high, "n": n,
+        })
+        key = OutcomeKey(dataset, subset, classifier, source, threat, perturbation, level, seed)
+        self.outcomes[key] = Outcome(rows.detach().cpu(), correct)
+
+    def compare(self, dataset: str) -> None:
+        """Add the paired differences of ``dataset``'s results (see ``differences``)."""
+        mine = {k: v for k, v in self.outcomes.items() if k.dataset == dataset}
+        self.differences += [{"experiment": self.experiment, **row}
+                             for row in paired_differences(mine)]
 
     @contextmanager
     def timed(self, step: str):
@@ -99,18 +129,21 @@ class RunRecorder:
             print(f"note: {text}", file=sys.stderr)
 
     def write_config(self, config_dict: dict[str, Any]) -> None:
-        atomic_write_text(self.out / "config.yaml", yaml.safe_dump(config_dict, sort_keys=False))
+        atomic_write_text(self.out / CONFIG_YAML, yaml.safe_dump(config_dict, sort_keys=False))
 
     def write(self) -> None:
-        """Write results.csv/json, weights.csv, pca.csv and run.json (each atomically)."""
+        """Write results.csv/json, differences.csv, weights.csv, pca.csv and run.json (each
+        atomically)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        write_csv(self.out / "results.csv", RESULT_COLUMNS, self.results)
+        write_csv(self.out / RESULTS_CSV, RESULT_COLUMNS, self.results)
         rows = [{k: r.get(k, "") for k in RESULT_COLUMNS} for r in self.results]
-        atomic_write_text(self.out / "results.json", json.dumps(rows, indent=1))
+        atomic_write_text(self.out / RESULTS_JSON, json.dumps(rows, indent=1))
+        if self.differences:
+            write_csv(self.out / DIFFERENCES_CSV, DIFFERENCE_COLUMNS, self.differences)
         if self.weights:
-            write_csv(self.out / "weights.csv", WEIGHT_COLUMNS, self.weights)
+            write_csv(self.out / WEIGHTS_CSV, WEIGHT_COLUMNS, self.weights)
         if self.pca:
-            write_csv(self.out / "pca.csv", PCA_COLUMNS, self.pca)
+            write_csv(self.out / PCA_CSV, PCA_COLUMNS, self.pca)
         finished = time.time()
         run = {
             "experiment": self.experiment,
@@ -121,7 +154,7 @@ class RunRecorder:
             **self.info,
             "notes": self.notes,
         }
-        atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str))
+        atomic_write_text(self.out / RUN_JSON, json.dumps(run, indent=1, default=str))
 
 
 def _iso(timestamp: float) -> str:

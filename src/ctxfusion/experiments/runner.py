@@ -12,9 +12,10 @@ from ctxfusion.config import DatasetConfig, ExperimentConfig
 from ctxfusion.data.manifest import Manifest
 from ctxfusion.experiments.analyses import blur_example, pca_rows
 from ctxfusion.experiments.attacks import (
-    advtrain_rows,
-    build_model,
+    ADVTRAIN,
+    advtrain_head,
     fgsm_rows,
+    fgsm_steps,
     pixel_epsilons,
     whitebox_rows,
 )
@@ -22,20 +23,20 @@ from ctxfusion.experiments.context import RunContext, seed_everything
 from ctxfusion.experiments.data import load_split, prepare_dataset
 from ctxfusion.experiments.finetune import finetuned_stream
 from ctxfusion.experiments.heads import (
-    ClassifierSpec,
-    SubsetData,
+    Trial,
     classifier_specs,
-    head_accuracy,
+    head_correct,
     select_subset,
+    subsample_per_class,
     train_heads,
 )
 from ctxfusion.experiments.rundir import describe_device, package_versions
 from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
-from ctxfusion.models import LinearHead
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
-    """Run every dataset of ``config`` and write the run directory ``out``; returns it."""
+    """Run every dataset of ``config`` into the run directory ``out``; returns the path of
+    its ``report.html``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
@@ -47,13 +48,17 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
         "versions": package_versions(),
         "device": describe_device(ctx.device),
         "seed": config.seed,
+        "repeats": config.repeats,
+        "seeds": config.seeds,
+        "alpha_reduction": config.heads.alpha_reduction,
+        "normalization": config.normalization,
         "streams": {role: s.describe() for role, s in ctx.streams.items()},
         "threat_model": _threat_model(ctx),
         "datasets": {},
     })
     pretrained_fg = ctx.streams["fg"]
     for dataset in config.datasets:
-        ctx.streams["fg"] = pretrained_fg  # fine-tuning (if any) is per dataset
+        ctx.set_stream("fg", pretrained_fg)  # fine-tuning (if any) is per dataset
         with recorder.timed(f"dataset {dataset.name}"):
             _run_dataset(ctx, dataset)
         recorder.write()  # finished datasets are on disk even if a later one fails
@@ -73,16 +78,22 @@ def _threat_model(ctx: RunContext) -> dict:
     std = ctx.normalization_std()
     attacks = [
         {"name": "fgsm", "source": source, "evaluated_on": "every classifier",
-         "setting": "white-box for the source, transfer for the others"}
+         "setting": "white-box for the source, transfer for the others",
+         "images": "every test image of the subset"}
         for source in cfg.fgsm.sources
     ]
+    if cfg.fgsm.whitebox:
+        attacks.append({"name": "fgsm", "source": "each classifier itself",
+                        "evaluated_on": "every other classifier", "setting": "white-box",
+                        "images": f"class-stratified sample of <= {cfg.whitebox.max_images}"})
     if "advtrain" in cfg.steps:
         attacks.append({"name": "fgsm", "source": "fg-advtrain", "evaluated_on": ["fg-advtrain"],
-                        "setting": "white-box"})
+                        "setting": "white-box", "images": "every test image of the subset"})
     if "whitebox" in cfg.steps:
         attacks += [
             {"name": name, "source": target, "evaluated_on": [target], "setting": "white-box",
              "steps": cfg.whitebox.steps, "restarts": cfg.whitebox.restarts,
+             "images": f"class-stratified sample of <= {cfg.whitebox.max_images}",
              "epsilons_pixel": [e.tolist() for e in
                                 pixel_epsilons(ctx, cfg.whitebox.epsilons, cfg.fgsm.eps_space)]}
             for name in cfg.whitebox.attacks for target in cfg.whitebox.targets
@@ -114,7 +125,7 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
     test = load_split(cfg, dataset, manifest, "test", image_size)
     if cfg.finetune.enabled:
         with recorder.timed("finetune"):
-            ctx.streams["fg"] = finetuned_stream(ctx, train, len(manifest.classes))
+            ctx.set_stream("fg", finetuned_stream(ctx, train, len(manifest.classes)))
     subsets = [s for s in dataset.subsets if s == "all" or manifest.subsets.get(s)]
     for skipped in sorted(set(dataset.subsets) - set(subsets)):
         recorder.note(f"{dataset.name}: subset {skipped} not available in the manifest")
@@ -132,80 +143,99 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
     with recorder.timed("features"):
         train_features = split_features(ctx, train, {"kind": "none"}, desc="train features")
         clean_features = split_features(ctx, test, {"kind": "none"}, desc="test features")
-    specs = classifier_specs(cfg)
     with recorder.timed("heads"):
-        trained = _train_subsets(ctx, dataset.name, manifest, subsets, specs, train,
-                                 train_features, test)
-    _score(ctx, dataset.name, specs, trained, clean_features, "none", 0.0)
+        trials = _train_trials(ctx, dataset.name, manifest, subsets, train, train_features,
+                               test, clean_features)
+    _score(ctx, dataset.name, trials, clean_features, "none", 0.0)
     if "blur" in steps:
         with recorder.timed("blur"):
-            _blur_sweep(ctx, dataset.name, test, specs, trained)
+            for sigma in tqdm(cfg.blur.sigmas, desc=f"{dataset.name} blur sweep", leave=False):
+                _score(ctx, dataset.name, trials, blurred_features(ctx, test, sigma), "blur",
+                       float(sigma))
         blur_example(ctx, dataset.name, test)
     if "pca" in steps:
         with recorder.timed("pca"):
             pca_rows(ctx, dataset.name, manifest, test, clean_features)
-    for subset, (heads, train_data, test_data) in trained.items():
-        models = {"fg": build_model(ctx, ("fg",), heads["fg"]),
-                  "joint": build_model(ctx, ("fg", "bg"), heads["joint"])}
-        if "fgsm" in steps:
-            with recorder.timed("fgsm"):
-                for source in cfg.fgsm.sources:
-                    fgsm_rows(ctx, dataset.name, subset, test, test_data, specs, heads,
-                              source, models[source])
+    _attack_steps(ctx, dataset.name, steps, train, test, trials)
+    recorder.compare(dataset.name)
+
+
+def _attack_steps(ctx: RunContext, name: str, steps: set[str], train: SplitData,
+                  test: SplitData, trials: list[Trial]) -> None:
+    """Adversarial retraining, FGSM sweeps and iterative white-box attacks of every trial."""
+    recorder = ctx.recorder
+    for trial in trials:
         if "advtrain" in steps:
             with recorder.timed("advtrain"):
-                fg_spec = next(s for s in specs if s.name == "fg")
-                advtrain_rows(ctx, dataset.name, subset, train, train_data, test, test_data,
-                              fg_spec, heads["fg"])
+                advtrain_head(ctx, name, train, trial)
+        if "fgsm" in steps:
+            with recorder.timed("fgsm"):
+                fgsm_steps(ctx, name, test, trial)
+        elif ADVTRAIN in trial.heads:  # the baseline is always scored under its own attack
+            with recorder.timed("advtrain"):
+                fgsm_rows(ctx, name, test, trial, ADVTRAIN, [trial.spec(ADVTRAIN)])
         if "whitebox" in steps:
             with recorder.timed("whitebox"):
-                whitebox_rows(ctx, dataset.name, subset, test, test_data, models)
+                whitebox_rows(ctx, name, test, trial)
 
 
-Trained = dict[str, tuple[dict[str, LinearHead], SubsetData, SubsetData]]
-
-
-def _train_subsets(
-    ctx: RunContext, name: str, manifest: Manifest, subsets: list[str],
-    specs: list[ClassifierSpec], train: SplitData, train_features: dict[str, torch.Tensor],
-    test: SplitData,
-) -> Trained:
-    """Per subset: every head trained on the cached train features, and the joint heads'
-    per-stream mean |w| recorded (Fig. 4b/d, 5c/d)."""
-    trained: Trained = {}
+def _train_trials(
+    ctx: RunContext, name: str, manifest: Manifest, subsets: list[str], train: SplitData,
+    train_features: dict[str, torch.Tensor], test: SplitData,
+    test_features: dict[str, torch.Tensor],
+) -> list[Trial]:
+    """Per subset and seed: every head trained on the cached train features (of the seed's
+    training sample), and each joint head's per-stream contributions recorded."""
+    cfg = ctx.config
+    trials = []
     for subset in subsets:
         classes = manifest.subset_classes(subset)
-        train_data = select_subset(train.labels, manifest.classes, classes)
+        train_all = select_subset(train.labels, manifest.classes, classes)
         test_data = select_subset(test.labels, manifest.classes, classes)
-        heads = train_heads(ctx.config, specs, train_features, train_data)
-        trained[subset] = (heads, train_data, test_data)
-        for spec in specs:
-            if spec.name.startswith("joint"):
-                for role, value in zip(("fg", "bg"), heads[spec.name].stream_weight_means(),
-                                       strict=True):
-                    ctx.recorder.weights.append({
-                        "dataset": name, "subset": subset, "classifier": spec.name,
-                        "alpha": spec.alpha, "stream": role, "mean_abs_weight": value,
-                    })
-    return trained
+        for seed in cfg.seeds:
+            train_data = subsample_per_class(train_all, cfg.heads.train_fraction, seed)
+            specs = classifier_specs(cfg)
+            trial = Trial(subset, seed, train_data, test_data, specs=specs,
+                          heads=train_heads(cfg, specs, train_features, train_data, seed),
+                          clean_features=test_features)
+            trials.append(trial)
+            _record_contributions(ctx, name, trial, train_features, test_features)
+    return trials
 
 
-def _score(ctx: RunContext, name: str, specs: list[ClassifierSpec], trained: Trained,
+def _record_contributions(ctx: RunContext, name: str, trial: Trial,
+                          train_features: dict[str, torch.Tensor],
+                          test_features: dict[str, torch.Tensor]) -> None:
+    """weights.csv rows: per joint head and stream, mean |w| (the paper's measure) and the
+    scale-aware contributions (see ``ctxfusion.schema``)."""
+    reduction, n_train = ctx.config.heads.alpha_reduction, len(trial.train.labels)
+    for spec in trial.specs:
+        if not spec.name.startswith("joint"):
+            continue
+        head = trial.heads[spec.name]
+        train_in = [train_features[k][trial.train.rows] for k in spec.inputs]
+        test_in = [test_features[k][trial.test.rows] for k in spec.inputs]
+        alpha_sum = spec.alpha if reduction == "sum" else spec.alpha * n_train
+        for key, mean_abs, scaled, share in zip(
+                spec.inputs, head.stream_weight_means(), head.scaled_weight_means(train_in),
+                head.logit_shares(test_in), strict=True):
+            ctx.recorder.weights.append({
+                "dataset": name, "subset": trial.subset, "classifier": spec.name,
+                "alpha": spec.alpha, "alpha_reduction": reduction, "alpha_sum": alpha_sum,
+                "alpha_mean": alpha_sum / n_train, "seed": trial.seed,
+                "stream": key.split("@")[0], "mean_abs_weight": mean_abs,
+                "scaled_weight": scaled, "logit_share": share,
+            })
+
+
+def _score(ctx: RunContext, name: str, trials: list[Trial],
            features: dict[str, torch.Tensor], perturbation: str, level: float) -> None:
-    """One results row per subset and classifier on test features of one perturbation."""
-    for subset, (heads, _, test_data) in trained.items():
-        for spec in specs:
+    """One results row per trial and classifier on test features of one perturbation."""
+    for trial in trials:
+        for spec in trial.specs:
             ctx.recorder.add_result(
-                dataset=name, subset=subset, classifier=spec.name, perturbation=perturbation,
-                level=level, n=len(test_data.labels),
-                accuracy=head_accuracy(heads[spec.name], spec, features, test_data.rows,
-                                       test_data.labels),
+                dataset=name, subset=trial.subset, classifier=spec.name,
+                perturbation=perturbation, level=level, seed=trial.seed, rows=trial.test.rows,
+                correct=head_correct(trial.heads[spec.name], spec, features, trial.test.rows,
+                                     trial.test.labels),
             )
-
-
-def _blur_sweep(ctx: RunContext, name: str, test: SplitData, specs: list[ClassifierSpec],
-                trained: Trained) -> None:
-    for sigma in tqdm(ctx.config.blur.sigmas, desc=f"{name} blur sweep", leave=False):
-        _score(ctx, name, specs, trained, blurred_features(ctx, test, sigma), "blur",
-               float(sigma))
-

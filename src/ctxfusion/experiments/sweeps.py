@@ -7,12 +7,12 @@ epsilons (``sign(grad)`` does not depend on eps), then one forward pass per eps 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ctxfusion.experiments.context import RunContext
@@ -24,21 +24,21 @@ Batch = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]
 Perturb = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
 
-class RelabelledLoader:
-    """Batches of a loader with their labels replaced by ``labels`` (in loader order), e.g.
-    class indices within a subset. Re-iterable, so training can run several epochs."""
+class RelabelledRows(Dataset):
+    """The given rows of a dataset, each with its label replaced (e.g. by its class index
+    within a subset). Labels travel with their rows, so a shuffled loader stays correct."""
 
-    def __init__(self, loader: DataLoader, labels: torch.Tensor) -> None:
-        self.loader, self.labels = loader, labels
+    def __init__(self, dataset: Dataset, rows: torch.Tensor, labels: torch.Tensor) -> None:
+        if len(rows) != len(labels):
+            raise ValueError(f"{len(rows)} rows but {len(labels)} labels")
+        self.dataset, self.rows, self.labels = dataset, rows.tolist(), labels.tolist()
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return len(self.rows)
 
-    def __iter__(self) -> Iterator[Batch]:
-        offset = 0
-        for images, _, boxes, ids in self.loader:
-            yield images, self.labels[offset: offset + len(images)], boxes, ids
-            offset += len(images)
+    def __getitem__(self, index: int) -> tuple:
+        image, _, boxes, image_id = self.dataset[self.rows[index]]
+        return image, self.labels[index], boxes, image_id
 
 
 @dataclass
@@ -46,17 +46,26 @@ class SplitData:
     """One split of one dataset (possibly limited per class), ready to iterate."""
 
     name: str
-    loader: DataLoader
+    loader: DataLoader  # in manifest order (sorted by class): for feature extraction
     labels: torch.Tensor  # global class indices, in loader order
     ids: torch.Tensor
     digest: str  # content key: manifest hash + split + selected ids + image size
 
-    def rows_loader(self, rows: torch.Tensor, labels: torch.Tensor) -> RelabelledLoader:
-        """Batches of the given rows only (in the order of ``rows``) labelled ``labels``."""
-        subset = Subset(self.loader.dataset, rows.tolist())
-        loader = DataLoader(subset, batch_size=self.loader.batch_size, shuffle=False,
-                            collate_fn=self.loader.collate_fn, num_workers=0)
-        return RelabelledLoader(loader, labels)
+    def rows_loader(self, rows: torch.Tensor, labels: torch.Tensor,
+                    shuffle_seed: int | None = None) -> DataLoader:
+        """Batches of the given rows labelled ``labels``: in the order of ``rows``, or, with
+        ``shuffle_seed``, reshuffled every epoch by a seeded generator. Training must shuffle:
+        manifests are sorted by class, so unshuffled batches hold one or two classes."""
+        generator = None
+        if shuffle_seed is not None:
+            generator = torch.Generator().manual_seed(shuffle_seed)
+        return DataLoader(RelabelledRows(self.loader.dataset, rows, labels),
+                          batch_size=self.loader.batch_size, shuffle=shuffle_seed is not None,
+                          generator=generator, collate_fn=self.loader.collate_fn, num_workers=0)
+
+    def training_loader(self, seed: int) -> DataLoader:
+        """Every image of the split with its own label, shuffled (seeded) for training."""
+        return self.rows_loader(torch.arange(len(self.labels)), self.labels, shuffle_seed=seed)
 
 
 def rows_digest(rows: torch.Tensor) -> str:
@@ -64,9 +73,8 @@ def rows_digest(rows: torch.Tensor) -> str:
     return tensors_digest({"rows": rows.detach().cpu()})
 
 
-def _description(ctx: RunContext, key: str) -> list[str]:
-    stream, _ = ctx.stream_views()[key]
-    return [stream.name, stream.weights_sha256, key.split("@")[1]]
+def _description(ctx: RunContext, key: str, stream: nn.Module) -> dict:
+    return {"stream": ctx.identity(stream), "view": key.split("@")[1]}
 
 
 def split_features(
@@ -80,9 +88,9 @@ def split_features(
     its own, so adding a view or a stream recomputes only that one."""
     pairs = ctx.stream_views()
     descriptions = {
-        key: {"split": split.digest, "stream": _description(ctx, key),
+        key: {"split": split.digest, "stream": _description(ctx, key, stream),
               "perturbation": perturbation}
-        for key in pairs
+        for key, (stream, _) in pairs.items()
     }
     features, _, _ = cached_extract(
         ctx.cache, descriptions, {key: stream for key, (stream, _) in pairs.items()},
@@ -110,20 +118,21 @@ def fgsm_sweep_features(
     source: nn.Module,
     source_name: str,
     epsilons: Sequence[torch.Tensor],
-    keys: Sequence[str],
+    pairs: Mapping[str, tuple[nn.Module, Callable]],
     desc: str = "",
 ) -> list[dict[str, torch.Tensor]]:
-    """Features of the stream-views ``keys`` on the FGSM images of ``rows`` at each eps.
+    """Features of the stream-views ``pairs`` (key -> (stream, view)) on the FGSM images of
+    ``rows`` at each eps.
 
     ``source`` (a classifier over pixel-space images; views bound per batch via
     ``with_boxes`` when it has them) crafts the attack against ``labels`` (its own label
     indices). One gradient per batch serves every eps.
     """
-    pairs = {key: ctx.stream_views()[key] for key in keys}
+    keys = sorted(pairs)
     description = {
         "split": split.digest,
         "rows": rows_digest(rows),
-        "streams": {key: _description(ctx, key) for key in keys},
+        "streams": {key: _description(ctx, key, stream) for key, (stream, _) in pairs.items()},
         "perturbation": {
             "kind": "fgsm",
             "source": source_name,

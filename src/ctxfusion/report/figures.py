@@ -1,8 +1,13 @@
-"""The paper's figures (2, 3a-d, 4a-d, 5a-d) and two extra ones (S1, S2) from a run directory.
+"""The paper's figures (2, 3a-d, 4a-d, 5a-d), a trade-off figure (T) and two extra ones
+(S1, S2) from a run directory.
 
 Each figure is drawn only when the run has the data for it; otherwise it is recorded in
 ``FigureSet.missing`` with the reason, which the HTML report lists. Colours come from
-:mod:`ctxfusion.report.style` so a classifier looks the same in every figure.
+:mod:`ctxfusion.report.style` so a classifier looks the same in every figure. Every accuracy
+curve is the mean over seeds with a shaded 95 % band (:data:`BAND_ONE_SEED`,
+:data:`BAND_SEEDS`). This module holds the builder, the curve plotting and figures 2-4a/c;
+5a/b live in :mod:`.figures_alpha`, the head contributions (4b/d, 5c/d) in
+:mod:`.figures_weights`, figure T in :mod:`.figures_tradeoff`, S1/S2 in :mod:`.figures_extra`.
 """
 
 from __future__ import annotations
@@ -17,15 +22,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from ctxfusion.io import atomic_write_bytes  # noqa: E402
 from ctxfusion.report.rundir import RunData, load_run  # noqa: E402
+from ctxfusion.report.select import Point, curves  # noqa: E402
 from ctxfusion.report.style import (  # noqa: E402
     CHANCE_STYLE,
-    STREAM_COLOURS,
     Palette,
-    classifier_sort_key,
     parse_classifier,
 )
 
@@ -33,10 +38,10 @@ SIGMA_LABEL = "Gaussian blur sigma (px)"
 EPS_LABEL = "FGSM eps (pixel space, L-inf)"
 ATTACK_EPS_LABEL = "attack eps (pixel space, L-inf)"
 ACC_LABEL = "accuracy"
-WEIGHT_LABEL = "mean |w| of the joint head half"
+BAND_ONE_SEED = "shaded: 95 % Wilson interval of each accuracy"
+BAND_SEEDS = ("lines: mean over {k} seeds; shaded: from the mean of the per-seed 95 % Wilson "
+              "lower bounds to the mean of the upper bounds; error bars: min-max over seeds")
 BLUR_SUBSETS = {"fig3a": "all", "fig3c": "dissimilar", "fig3d": "similar"}
-ALPHA_SUBSETS = {"fig5a": "dissimilar", "fig5b": "all"}
-ALPHA_WEIGHT_SUBSETS = {"fig5c": "dissimilar", "fig5d": "all"}
 WHITEBOX_ATTACKS = ("pgd", "autoattack", "apgd", "bim", "cw")
 PCA_MAX_CLASSES = 6
 DPI = 100
@@ -76,40 +81,44 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _curves(run: RunData, dataset: str, subset: str, perturbation: str, source: str | None,
-            keep: Callable[[str], bool]) -> dict[str, list[tuple[float, float]]]:
-    """classifier -> sorted (level, accuracy); clean rows fill level 0 when the sweep lacks it."""
-    points: dict[str, dict[float, float]] = {}
-    for row in run.results:
-        if (row.dataset, row.subset, row.perturbation) != (dataset, subset, perturbation):
-            continue
-        if (source is not None and row.source != source) or not keep(row.classifier):
-            continue
-        points.setdefault(row.classifier, {})[row.level] = row.accuracy
-    for row in run.results:
-        if (row.dataset, row.subset, row.perturbation, row.level) == (dataset, subset, "none", 0):
-            if row.classifier in points:
-                points[row.classifier].setdefault(0.0, row.accuracy)
-    return {name: sorted(points[name].items())
-            for name in sorted(points, key=classifier_sort_key)}
+def band_note(drawn: dict[str, list[Point]]) -> str:
+    """What the shaded band (and error bars) of a figure show, for its caption."""
+    seeds = max((p.seeds for pts in drawn.values() for p in pts), default=1)
+    return BAND_ONE_SEED if seeds <= 1 else BAND_SEEDS.format(k=seeds)
 
 
-def _plot_curves(ax: plt.Axes, curves: dict[str, list[tuple[float, float]]], palette: Palette,
+def plot_points(ax: plt.Axes, name: str, pts: list[Point], palette: Palette,
+                label: str | None = None, marker: str | None = None) -> None:
+    """One classifier's curve: the mean line, a band for the interval, seed spread bars."""
+    style = palette.style(name).kwargs()
+    style["label"] = label or style["label"]
+    style["marker"] = marker or style["marker"]
+    xs = [p.level for p in pts]
+    ax.plot(xs, [p.accuracy for p in pts], markersize=4, linewidth=1.6, **style)
+    ax.fill_between(xs, [p.ci_low for p in pts], [p.ci_high for p in pts], color=style["color"],
+                    alpha=0.13, linewidth=0)
+    if any(p.seeds > 1 for p in pts):
+        ax.errorbar(xs, [p.accuracy for p in pts], fmt="none", ecolor=style["color"],
+                    elinewidth=1, capsize=2,
+                    yerr=[[p.accuracy - p.seed_min for p in pts],
+                          [p.seed_max - p.accuracy for p in pts]])
+
+
+def _plot_curves(ax: plt.Axes, drawn: dict[str, list[Point]], palette: Palette,
                  chance: float | None, xlabel: str, title: str,
                  labels: dict[str, str] | None = None) -> None:
-    for name, pts in curves.items():
-        xs, ys = zip(*pts, strict=True)
-        style = palette.style(name).kwargs()
-        style["label"] = (labels or {}).get(name, style["label"])
-        ax.plot(xs, ys, markersize=4, linewidth=1.6, **style)
+    for name, pts in drawn.items():
+        plot_points(ax, name, pts, palette, (labels or {}).get(name))
     if chance is not None:
         ax.axhline(chance, label=f"chance (1/{round(1 / chance)})", **CHANCE_STYLE)
     ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
     ax.set_ylabel(ACC_LABEL)
     ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if drawn or chance is not None:
+        ax.legend(fontsize=7, loc="best")
 
 
 def _base_in(*bases: str) -> Callable[[str], bool]:
@@ -180,8 +189,9 @@ class _Builder:
     # --- fig 3: blur sweeps, example image -----------------------------------------------
     def fig3(self, dataset: str) -> None:
         for figure, subset in BLUR_SUBSETS.items():
-            curves = _curves(self.run, dataset, subset, "blur", None, _base_in("fg", "bg", "joint"))
-            if not curves:
+            drawn = curves(self.run, dataset, subset, "blur", "none",
+                           _base_in("fg", "bg", "joint"))
+            if not drawn:
                 reason = f"no blur rows for {dataset} subset {subset!r} in results.csv"
                 if subset not in self.subsets(dataset):
                     reason = f"{dataset} has no subset {subset!r} in results.csv"
@@ -191,12 +201,12 @@ class _Builder:
                 continue
             fig, ax = plt.subplots(figsize=(6, 4.2))
             chance = self.run.chance(dataset, subset)
-            _plot_curves(ax, curves, self.palette, chance, SIGMA_LABEL,
+            _plot_curves(ax, drawn, self.palette, chance, SIGMA_LABEL,
                          f"{dataset}, subset {subset}: blur inside object boxes")
             self.add(fig, figure, dataset,
                      f"Reproduces paper Fig. {figure[3:]}: test accuracy vs sigma of a Gaussian "
                      f"blur applied inside the object boxes only, {dataset} subset {subset!r}; "
-                     "fg, bg, joint, views dashed"
+                     f"fg, bg, joint, views dashed; {band_note(drawn)}"
                      + ("; dotted: chance." if chance else "; chance level unknown (no run.json)."))
         self.fig3b(dataset)
 
@@ -222,120 +232,41 @@ class _Builder:
                  f"Reproduces paper Fig. 3b: an example test image of {dataset}, clean (left) and "
                  f"with a Gaussian blur ({sigma_text}) inside its object box (right).")
 
-    # --- fig 4: FGSM on fg, head weights --------------------------------------------------
+    # --- fig 4: FGSM on fg (the head weights are in figures_weights) --------------------
     def fig4(self, dataset: str) -> None:
-        boxed = self.run.has_boxes(dataset)
-        curve_id, weight_id = ("fig4a", "fig4b") if boxed else ("fig4c", "fig4d")
-        curves = _curves(self.run, dataset, "all", "fgsm", "fg", _base_in("fg", "bg", "joint"))
-        if curves:
-            fig, ax = plt.subplots(figsize=(6, 4.2))
-            _plot_curves(ax, curves, self.palette, self.run.chance(dataset, "all"), EPS_LABEL,
-                         f"{dataset}, subset all: FGSM crafted on fg")
-            self.add(fig, curve_id, dataset,
-                     f"Reproduces paper Fig. {curve_id[3:]}: accuracy vs FGSM eps (pixel space, "
-                     f"L-inf) on {dataset} (all classes); the attack is crafted on the fg "
-                     "classifier and the same images are fed to bg and joint (transfer).")
-        else:
-            self.skip(curve_id, dataset, f"no fgsm rows with source 'fg' for {dataset} subset "
-                      "'all' in results.csv")
-        self.weight_bars(dataset, weight_id)
-
-    def weight_bars(self, dataset: str, figure: str) -> None:
-        rows = [w for w in self.run.weights or [] if (w.dataset, w.subset) == (dataset, "all")
-                and parse_classifier(w.classifier).base == "joint"
-                and parse_classifier(w.classifier).alpha is None]
-        if not rows:
-            why = "weights.csv not found" if self.run.weights is None else (
-                f"weights.csv has no 'joint' rows for {dataset} subset 'all'")
-            return self.skip(figure, dataset, why)
-        heads = sorted({w.classifier for w in rows}, key=classifier_sort_key)
-        fig, ax = plt.subplots(figsize=(max(4.5, 1.5 + 1.6 * len(heads)), 4.2))
-        x = np.arange(len(heads))
-        for offset, stream in ((-0.2, "fg"), (0.2, "bg")):
-            values = [next((w.mean_abs_weight for w in rows if (w.classifier, w.stream)
-                            == (head, stream)), np.nan) for head in heads]
-            ax.bar(x + offset, values, width=0.38, color=STREAM_COLOURS[stream],
-                   label=f"{stream} half of W (weights on the {stream} features)")
-        ax.set_xticks(x, heads)
-        ax.set_ylabel(WEIGHT_LABEL)
-        ax.set_title(f"{dataset}: joint head weights by stream", fontsize=10)
-        ax.legend(fontsize=7)
-        self.add(fig, figure, dataset,
-                 f"Reproduces paper Fig. {figure[3:]}: mean absolute weight of the fg half and "
-                 f"the bg half of the joint linear head on {dataset} (all classes): how much "
-                 "each stream contributes to the fused decision.")
-
-    # --- fig 5: alpha sweep ---------------------------------------------------------------
-    def fig5(self, dataset: str) -> None:
-        for figure, subset in ALPHA_SUBSETS.items():
-            curves = _curves(self.run, dataset, subset, "fgsm", "fg", _alpha_sweep_member)
-            if not any(parse_classifier(n).alpha is not None for n in curves):
-                self.skip(figure, dataset, f"{dataset} has no subset {subset!r} in results.csv"
-                          if subset not in self.subsets(dataset) else f"no fgsm rows (source "
-                          f"fg) for joint-alpha<v> classifiers on {dataset} subset {subset!r}")
-                continue
-            labels = {}
-            if "fg-advtrain" not in curves:  # `ctxfusion run` attacks it through its own gradient
-                own = _curves(self.run, dataset, subset, "fgsm", "fg-advtrain",
-                              lambda n: n == "fg-advtrain")
-                curves = dict(sorted({**curves, **own}.items(),
-                                     key=lambda kv: classifier_sort_key(kv[0])))
-                labels = {"fg-advtrain": "fg-advtrain (FGSM crafted on itself)"}
-            fig, ax = plt.subplots(figsize=(6, 4.2))
-            _plot_curves(ax, curves, self.palette, self.run.chance(dataset, subset), EPS_LABEL,
-                         f"{dataset}, subset {subset}: regularised joint vs baselines", labels)
-            self.add(fig, figure, dataset,
-                     f"Reproduces paper Fig. {figure[3:]}: accuracy vs FGSM eps (crafted on fg) "
-                     f"for the joint head regularised with alpha * ||W_fg||^2 at each alpha "
-                     f"(ramp: light = small alpha), fg, bg and the FGSM-retrained fg "
-                     f"(fg-advtrain), {dataset} subset {subset!r}"
-                     + ("; fg-advtrain is attacked through its own gradients (white-box)."
-                        if labels else "."))
-        for figure, subset in ALPHA_WEIGHT_SUBSETS.items():
-            self.alpha_weights(dataset, subset, figure)
-
-    def alpha_weights(self, dataset: str, subset: str, figure: str) -> None:
-        rows = [w for w in self.run.weights or [] if (w.dataset, w.subset) == (dataset, subset)
-                and parse_classifier(w.classifier).view is None
-                and parse_classifier(w.classifier).base == "joint"]
-        swept = [w for w in rows if w.alpha > 0]
-        if not swept:
-            why = "weights.csv not found" if self.run.weights is None else (
-                f"weights.csv has no joint-alpha<v> rows for {dataset} subset {subset!r}")
-            return self.skip(figure, dataset, why)
+        curve_id = "fig4a" if self.run.has_boxes(dataset) else "fig4c"
+        drawn = curves(self.run, dataset, "all", "fgsm", "transfer", _base_in("fg", "bg", "joint"))
+        if not drawn:
+            return self.skip(curve_id, dataset, f"no fgsm rows crafted on fg (source 'fg') for "
+                             f"{dataset} subset 'all' in results.csv")
         fig, ax = plt.subplots(figsize=(6, 4.2))
-        for stream in ("fg", "bg"):
-            pts = sorted((w.alpha, w.mean_abs_weight) for w in swept if w.stream == stream)
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", color=STREAM_COLOURS[stream],
-                        label=f"{stream} half")
-            plain = [w.mean_abs_weight for w in rows if w.alpha == 0 and w.stream == stream]
-            if plain:
-                ax.axhline(plain[0], color=STREAM_COLOURS[stream], linestyle=":",
-                           label=f"{stream} half, unregularised joint")
-        ax.set_xscale("log")
-        ax.set_xlabel("alpha (weight of ||W_fg||^2 in the loss, log scale)")
-        ax.set_ylabel(WEIGHT_LABEL)
-        ax.set_title(f"{dataset}, subset {subset}: head weights vs alpha", fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-        self.add(fig, figure, dataset,
-                 f"Reproduces paper Fig. {figure[3:]}: mean |w| of the fg and bg halves of the "
-                 f"regularised joint head as a function of alpha, {dataset} subset {subset!r}.")
+        _plot_curves(ax, drawn, self.palette, self.run.chance(dataset, "all"), EPS_LABEL,
+                     f"{dataset}, subset all: FGSM crafted on fg")
+        self.add(fig, curve_id, dataset,
+                 f"Reproduces paper Fig. {curve_id[3:]}: accuracy vs FGSM eps (pixel space, "
+                 f"L-inf) on {dataset} (all classes); the attack is crafted on the fg classifier "
+                 "(white-box for fg) and the same images are fed to bg and joint (transfer); "
+                 f"{band_note(drawn)}.")
 
 
 def render_figures(run: RunData | str | Path) -> FigureSet:
     """Draw every figure the run's data supports into the run directory; list the others."""
     if not isinstance(run, RunData):
         run = load_run(run)
+    from ctxfusion.report.figures_alpha import alpha_figures
     from ctxfusion.report.figures_extra import context_strength_figure, whitebox_figure
+    from ctxfusion.report.figures_tradeoff import tradeoff_figures
+    from ctxfusion.report.figures_weights import alpha_weight_figures, weight_figure
 
     builder = _Builder(run)
     for dataset in builder.datasets:
         builder.fig2(dataset)
         builder.fig3(dataset)
         builder.fig4(dataset)
-        builder.fig5(dataset)
+        weight_figure(builder, dataset)
+        alpha_figures(builder, dataset)
+        alpha_weight_figures(builder, dataset)
+        tradeoff_figures(builder, dataset)
         whitebox_figure(builder, dataset)
     context_strength_figure(builder)
     return builder.out

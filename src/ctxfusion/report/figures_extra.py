@@ -3,16 +3,32 @@ white-box attacks). Drawn with the same builder, colours and captions as the pap
 
 from __future__ import annotations
 
+from ctxfusion.report.diffs import find_diff
 from ctxfusion.report.figures import (
     ACC_LABEL,
     ATTACK_EPS_LABEL,
     WHITEBOX_ATTACKS,
     _base_in,
     _Builder,
-    _curves,
+    band_note,
+    plot_points,
     plt,
 )
+from ctxfusion.report.select import PAPER_IMAGE_SIZE, curves, nearest, sigma_at_224
 from ctxfusion.report.style import CHANCE_STYLE, SUBSET_COLOURS
+
+
+def _gain(builder: _Builder, dataset: str, subset: str, perturbation: str,
+          level: float) -> tuple[float, float, float] | None:
+    """joint - fg averaged over seeds: (mean, mean ci_low, mean ci_high), or None."""
+    found = [find_diff(builder.run, dataset, subset, "joint", "fg", perturbation, level, "none",
+                       seed) for seed in builder.run.seeds()]
+    found = [d for d in found if d is not None]
+    if not found:
+        return None
+    k = len(found)
+    return (sum(d.diff for d in found) / k, sum(d.ci_low for d in found) / k,
+            sum(d.ci_high for d in found) / k)
 
 
 def context_strength_figure(builder: _Builder) -> None:
@@ -22,30 +38,29 @@ def context_strength_figure(builder: _Builder) -> None:
     stem = "figS1_context_strength"
     if len(strengths) < 2:
         return builder.skip("figS1", None, "fewer than two datasets carry a context_strength "
-                         "in run.json", stem)
-    acc = {(r.dataset, r.subset, r.classifier, r.perturbation, r.level): r.accuracy
-           for r in builder.run.results}
+                            "in run.json", stem)
     sigma_sets = [{r.level for r in builder.run.results if r.dataset == d
                    and r.perturbation == "blur"} for d in strengths]
     common = set.intersection(*sigma_sets)
     if not common:
         return builder.skip("figS1", None, "the datasets with a context_strength share no "
-                         "blur sigma", stem)
-    sigma = 10.0 if 10.0 in common else max(common)
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+                            "blur sigma", stem)
     order = sorted(strengths, key=strengths.get)
+    size = builder.run.image_size(order[0]) or PAPER_IMAGE_SIZE
+    sigma = nearest(common, 10.0 * size / PAPER_IMAGE_SIZE)  # the paper's sigma 10 at 224 px
+    fig, ax = plt.subplots(figsize=(6, 4.2))
     subsets = sorted({r.subset for r in builder.run.results if r.dataset in strengths})
     for subset in subsets:
         colour = SUBSET_COLOURS.get(subset, "#7f7f7f")
         for pert, level, style, tag in (("blur", sigma, "-", f"blur sigma={sigma:g}"),
                                         ("none", 0.0, ":", "clean")):
-            pts = [(strengths[d], acc[(d, subset, "joint", pert, level)]
-                    - acc[(d, subset, "fg", pert, level)]) for d in order
-                   if (d, subset, "joint", pert, level) in acc
-                   and (d, subset, "fg", pert, level) in acc]
+            pts = [(strengths[d], g) for d in order
+                   if (g := _gain(builder, d, subset, pert, level)) is not None]
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", linestyle=style, color=colour,
-                        label=f"{subset}, {tag}")
+                xs = [x for x, _ in pts]
+                ax.errorbar(xs, [g[0] for _, g in pts], marker="o", linestyle=style,
+                            color=colour, capsize=2, label=f"{subset}, {tag}",
+                            yerr=[[g[0] - g[1] for _, g in pts], [g[2] - g[0] for _, g in pts]])
     ax.axhline(0, color="#999999", linewidth=0.8)
     ax.set_xlabel("context strength of the dataset (run.json)")
     ax.set_ylabel("fusion gain: joint - fg accuracy")
@@ -53,9 +68,13 @@ def context_strength_figure(builder: _Builder) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     builder.add(fig, "figS1", None,
-             f"Beyond the paper: accuracy gain of the joint head over fg (joint - fg) under "
-             f"blur at sigma {sigma:g} px (solid) and clean (dotted), vs the dataset's "
-             "context strength, one colour per class subset.", stem)
+                f"Beyond the paper: accuracy gain of the joint head over fg (joint - fg) under "
+                f"blur at sigma {sigma:g} px (solid) and clean (dotted), vs the dataset's "
+                "context strength, one colour per class subset; error bars: 95 % interval of the "
+                "difference (paired from differences.csv, else unpaired; mean over seeds); "
+                f"sigma {sigma:g} px is the paper's "
+                f"{sigma_at_224(builder.run, order[0], sigma):.3g} at 224 px.", stem)
+
 
 def whitebox_figure(builder: _Builder, dataset: str) -> None:
     """figS2: accuracy vs eps for attacks crafted on each model (transfer vs white-box)."""
@@ -63,29 +82,34 @@ def whitebox_figure(builder: _Builder, dataset: str) -> None:
     rows = [r for r in builder.run.results if r.dataset == dataset and r.source]
     if not any(r.source == "joint" or r.perturbation in WHITEBOX_ATTACKS for r in rows):
         return builder.skip("figS2", dataset, "no attack crafted on the joint model and no "
-                         f"{'/'.join(WHITEBOX_ATTACKS)} rows", stem)
+                            f"{'/'.join(WHITEBOX_ATTACKS)} rows", stem)
     subsets = {r.subset for r in rows}
     subset = "all" if "all" in subsets else sorted(subsets)[0]
     keep = _base_in("fg", "bg", "joint")
-    sources = sorted({r.source for r in rows if r.subset == subset and keep(r.source)},
-                     key=lambda s: (s != "fg", s))
-    fig, axes = plt.subplots(1, len(sources), figsize=(5.2 * len(sources), 4.2),
+    mine = [r for r in rows if r.subset == subset]
+    panels = [(f"crafted on {src}", "transfer", src) for src in ("fg", "joint")
+              if any(r.source == src for r in mine)]
+    if any(r.threat == "whitebox" and r.classifier not in ("fg", "joint") and keep(r.classifier)
+           for r in mine):
+        panels.append(("white-box: each crafted on itself", "whitebox", ""))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2),
                              squeeze=False, sharey=True)
     markers = ("o", "s", "^", "v", "D", "P")
-    for ax, source in zip(axes[0], sources, strict=True):
-        attacks = sorted({r.perturbation for r in rows if r.source == source})
+    drawn_all: dict = {}
+    for ax, (title, setting, source) in zip(axes[0], panels, strict=True):
+        attacks = sorted({r.perturbation for r in mine if (r.source == source if source
+                                                            else r.threat == "whitebox")})
         for k, attack in enumerate(attacks):
-            for name, pts in _curves(builder.run, dataset, subset, attack, source,
-                                     keep).items():
-                style = builder.palette.style(name)
-                setting = "white-box" if name == source else "transfer"
-                ax.plot(*zip(*pts, strict=True), color=style.color,
-                        linestyle=style.linestyle, marker=markers[k % len(markers)],
-                        markersize=4, label=f"{name} ({attack}, {setting})")
+            drawn = curves(builder.run, dataset, subset, attack, setting, keep, source or "fg")
+            for name, pts in drawn.items():
+                how = "white-box" if setting == "whitebox" or name == source else "transfer"
+                plot_points(ax, name, pts, builder.palette, f"{name} ({attack}, {how})",
+                            markers[k % len(markers)])
+                drawn_all[(title, attack, name)] = pts
         ax.set_xlabel(ATTACK_EPS_LABEL)
         ax.set_ylabel(ACC_LABEL)
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"crafted on {source}", fontsize=10)
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         chance = builder.run.chance(dataset, subset)
@@ -93,7 +117,8 @@ def whitebox_figure(builder: _Builder, dataset: str) -> None:
             ax.axhline(chance, **CHANCE_STYLE)
     fig.suptitle(f"{dataset}, subset {subset}: transfer vs white-box attacks", fontsize=10)
     builder.add(fig, "figS2", dataset,
-             f"Beyond the paper: accuracy vs eps on {dataset} (subset {subset!r}) for attacks "
-             "crafted on each model (one panel per crafting model). A classifier attacked "
-             "through its own gradients is white-box; the others see transferred images.",
-             stem)
+                f"Beyond the paper: accuracy vs eps on {dataset} (subset {subset!r}) for attacks "
+                "crafted on fg and on joint (one panel per crafting model; the crafting model "
+                "itself is white-box, the others see transferred images) and, last panel, every "
+                "classifier attacked through its own gradients (white-box); "
+                f"{band_note(drawn_all)}.", stem)

@@ -2,20 +2,30 @@
 
 One file a reader can open offline or mail: figures inlined as base64 PNG, CSS inline, every
 value from the run escaped with :func:`html.escape` (class names and notes are user data).
+Table cells show the accuracy (mean over seeds) and its 95 % interval (mean of the per-seed
+Wilson bounds). :func:`build_report` also judges the paper's claims and writes claims.csv and
+claims.md beside the page.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ctxfusion.io import atomic_write_text
+from ctxfusion.report.claims import ClaimRow, evaluate_run, write_claims
 from ctxfusion.report.figures import FigureSet, render_figures
+from ctxfusion.report.html_sections import (
+    claims_section,
+    conventions_section,
+    differences_section,
+    esc,
+)
 from ctxfusion.report.rundir import ResultRow, RunData, load_run
+from ctxfusion.report.select import aggregate, pick
 from ctxfusion.report.style import classifier_sort_key
 
 CSS = """
@@ -29,12 +39,16 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444}
 pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em}
 .caution{background:#fff4e5;border-left:4px solid #e66101;padding:.6em 1em}
+td small{color:#666}td.verdict{min-width:14em}
+td[data-verdict='reproduced']{background:#eaf6ea}td[data-verdict='partly']{background:#fdf6e3}
+td[data-verdict='not reproduced']{background:#fbeaea}
 """
 NAV = ("<nav>" + " | ".join(
     f"<a href='#{anchor}'>{text}</a>" for anchor, text in (
-        ("summary", "summary"), ("threat-model", "threat model"), ("figures", "figures"),
-        ("missing", "figures not produced"), ("results", "results tables"), ("notes", "notes"),
-        ("config", "config"))) + "</nav>")
+        ("summary", "summary"), ("claims", "claims"), ("threat-model", "threat model"),
+        ("conventions", "conventions"), ("figures", "figures"),
+        ("missing", "figures not produced"), ("results", "results tables"),
+        ("differences", "differences"), ("notes", "notes"), ("config", "config"))) + "</nav>")
 CAUTION = (
     "Robust accuracy measured with transfer FGSM alone (images crafted on the fg classifier and "
     "fed to bg and joint) is not a defence claim: a single-step attack through another model's "
@@ -42,11 +56,6 @@ CAUTION = (
     "the fused model needs white-box attacks through the joint model itself, iterative attacks "
     "(PGD with restarts) and a standard suite such as AutoAttack, reported beside clean accuracy."
 )
-
-
-def esc(value: Any) -> str:
-    """HTML-escaped text of any value."""
-    return html.escape(str(value), quote=True)
 
 
 def format_accuracy(accuracy: float) -> str:
@@ -79,6 +88,8 @@ def _summary(run: RunData) -> str:
         ("finished", info.get("finished", "?")),
         ("duration", f"{duration:.1f} s" if isinstance(duration, int | float) else "?"),
         ("device", info.get("device", "?")), ("seed", info.get("seed", "?")),
+        ("repeats (seeds)", f"{info.get('repeats', len(run.seeds()))} "
+                            f"({', '.join(map(str, info.get('seeds') or run.seeds()))})"),
     ])]
     parts.append("<h3>Datasets</h3><table><tr><th class='k'>dataset</th><th>kind</th>"
                  "<th>boxes</th><th>context strength</th><th>n train</th><th>n test</th>"
@@ -202,50 +213,65 @@ def _figures(figures: FigureSet) -> str:
 
 
 def _table_key(row: ResultRow, with_experiment: bool) -> tuple[str, ...]:
-    return ((row.experiment,) if with_experiment else ()) + (row.subset, row.classifier,
-                                                             row.source)
+    return ((row.experiment,) if with_experiment else ()) + (
+        row.subset, row.classifier, row.source, row.threat)
+
+
+def _cell(by_seed: dict[int, ResultRow]) -> str:
+    """``80.6 <small>[76.8, 84.0]</small>``: mean over seeds and mean interval bounds."""
+    p = aggregate(by_seed)
+    title = ("" if p.seeds == 1 else " title='" + esc(", ".join(
+        f"seed {s}: {format_accuracy(r.accuracy)}" for s, r in sorted(by_seed.items()))) + "'")
+    return (f"<td data-n='{p.n}' data-seeds='{p.seeds}'{title}>{format_accuracy(p.accuracy)} "
+            f"<small>[{format_accuracy(p.ci_low)}, {format_accuracy(p.ci_high)}]</small></td>")
 
 
 def results_table(rows: list[ResultRow], dataset: str, perturbation: str,
                   with_experiment: bool = False) -> str:
-    """One HTML table: rows = subset + classifier (+ source), columns = levels, cells = acc %."""
+    """One HTML table: rows = subset + classifier + source + threat, columns = levels,
+    cells = accuracy % (mean over seeds) and its 95 % interval."""
     levels = sorted({r.level for r in rows})
-    cells: dict[tuple[str, ...], dict[float, ResultRow]] = {}
-    for r in rows:  # a repeated row (same key and level) keeps its last value, as in the CSV
-        cells.setdefault(_table_key(r, with_experiment), {})[r.level] = r
+    cells: dict[tuple[str, ...], dict[float, dict[int, ResultRow]]] = {}
+    for r in rows:  # a repeated key keeps the row with the largest n (the last on ties)
+        seeds = cells.setdefault(_table_key(r, with_experiment), {}).setdefault(r.level, {})
+        seeds[r.seed] = pick(seeds.get(r.seed), r)
     subset_order = {"all": 0, "dissimilar": 1, "similar": 2}
-    keys = sorted(cells, key=lambda k: (k[:-3], subset_order.get(k[-3], 3), k[-3],
-                                        classifier_sort_key(k[-2]), k[-1]))
+    keys = sorted(cells, key=lambda k: (k[:-4], subset_order.get(k[-4], 3), k[-4],
+                                        classifier_sort_key(k[-3]), k[-2], k[-1]))
     head = "".join(f"<th data-level='{format_level(lv)}'>{format_level(lv)}</th>"
                    for lv in levels)
     label = {"blur": "blur sigma (px)", "none": "level (0 = clean)"}.get(
         perturbation, "eps (pixel space, L-inf)")
     exp_head = "<th class='k'>experiment</th>" if with_experiment else ""
     out = [f"<table class='results' data-dataset='{esc(dataset)}' "
-           f"data-perturbation='{esc(perturbation)}'><caption>accuracy (%) by {label}</caption>"
-           f"<tr>{exp_head}<th class='k'>subset</th><th class='k'>classifier</th>"
-           f"<th class='k'>crafted on</th>{head}<th>n</th></tr>"]
+           f"data-perturbation='{esc(perturbation)}'><caption>accuracy (%) [95 % interval] by "
+           f"{label}</caption><tr>{exp_head}<th class='k'>subset</th><th class='k'>classifier"
+           f"</th><th class='k'>crafted on</th><th class='k'>threat</th>{head}<th>n</th></tr>"]
     for key in keys:
         row_cells = cells[key]
-        tds = "".join(
-            f"<td data-n='{row_cells[lv].n}'>{format_accuracy(row_cells[lv].accuracy)}</td>"
-            if lv in row_cells else "<td>-</td>" for lv in levels)
-        ns = sorted({r.n for r in row_cells.values()})
+        tds = "".join(_cell(row_cells[lv]) if lv in row_cells else "<td>-</td>"
+                      for lv in levels)
+        ns = sorted({r.n for seeds in row_cells.values() for r in seeds.values()})
         n_text = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
         exp_td = f"<td class='k'>{esc(key[0])}</td>" if with_experiment else ""
-        subset, classifier, source = key[-3:]
+        subset, classifier, source, threat = key[-4:]
         out.append(f"<tr data-subset='{esc(subset)}' data-classifier='{esc(classifier)}' "
-                   f"data-source='{esc(source)}'>{exp_td}<td class='k'>{esc(subset)}</td>"
-                   f"<td class='k'>{esc(classifier)}</td><td class='k'>{esc(source or '-')}"
-                   f"</td>{tds}<td>{esc(n_text)}</td></tr>")
+                   f"data-source='{esc(source)}' data-threat='{esc(threat)}'>{exp_td}"
+                   f"<td class='k'>{esc(subset)}</td><td class='k'>{esc(classifier)}</td>"
+                   f"<td class='k'>{esc(source or '-')}</td><td class='k'>{esc(threat)}</td>"
+                   f"{tds}<td>{esc(n_text)}</td></tr>")
     out.append("</table>")
     return "".join(out)
 
 
 def _tables(run: RunData) -> str:
-    parts = ["<h2 id='results'>Results</h2><p>Test accuracy in percent (one decimal); "
-             "n = number of test images; columns are the blur sigma in pixels or the attack "
-             "eps in pixel space (L-inf); 0 is the clean image.</p>"]
+    parts = ["<h2 id='results'>Results</h2><p>Test accuracy in percent (one decimal; the mean "
+             "over seeds when there are several, per-seed values on hover) with its 95 % "
+             "interval (Wilson; with several seeds the mean of the per-seed bounds); n = number "
+             "of test images; threat: none (clean, blur), transfer (crafted on another "
+             "classifier) or whitebox (crafted on the classifier itself); columns are the blur "
+             "sigma in pixels or the attack eps in pixel space (L-inf); 0 is the clean image."
+             "</p>"]
     with_experiment = len({r.experiment for r in run.results}) > 1
     for dataset in run.datasets():
         mine = [r for r in run.results if r.dataset == dataset]
@@ -267,20 +293,25 @@ def _notes(run: RunData) -> str:
     return f"<h2 id='notes'>Notes</h2><ul>{items}</ul>"
 
 
-def render_html(run: RunData, figures: FigureSet) -> str:
-    """The report page as a string."""
+def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None = None) -> str:
+    """The report page as a string (``claims``: the run's claim verdicts, if judged)."""
     title = f"ctxfusion report: {run.run_info.get('experiment') or run.run_dir.name}"
     config = (f"<pre>{esc(run.config_text)}</pre>" if run.config_text is not None
               else "<p>config.yaml not found in the run directory.</p>")
-    body = (f"<h1>{esc(title)}</h1>" + NAV + _summary(run) + _threat_model(run)
-            + _figures(figures) + _tables(run) + _notes(run)
+    body = (f"<h1>{esc(title)}</h1>" + NAV + _summary(run)
+            + (claims_section(claims) if claims is not None else "") + _threat_model(run)
+            + conventions_section(run) + _figures(figures) + _tables(run)
+            + differences_section(run) + _notes(run)
             + "<h2 id='config'>Resolved config (config.yaml)</h2>" + config)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
 
 
 def build_report(run_dir: str | Path) -> Path:
-    """Redraw the figures of ``run_dir`` and write its ``report.html``; return the page's path."""
+    """Redraw the figures of ``run_dir``, judge its claims (claims.csv, claims.md) and write
+    its ``report.html``; return the page's path."""
     run = load_run(run_dir)
     figures = render_figures(run)
-    return atomic_write_text(run.run_dir / "report.html", render_html(run, figures))
+    claims = evaluate_run(run)
+    write_claims(claims, run.run_dir)
+    return atomic_write_text(run.run_dir / "report.html", render_html(run, figures, claims))

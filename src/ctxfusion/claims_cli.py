@@ -1,0 +1,49 @@
+"""``ctxfusion claims RUN_DIR [RUN_DIR ...] [--out DIR]``: the paper's claims, judged.
+
+Evaluates every claim of SPEC §5 on each dataset of each run directory (rules:
+:mod:`ctxfusion.report.claims`) and writes ``claims.csv`` and ``claims.md``. Where: ``--out
+DIR`` when given; else, for one run directory, that directory; several run directories need
+``--out`` (a table across runs belongs to none of them). Prints the markdown table and the
+paths written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ctxfusion.errors import ConfigError
+from ctxfusion.report.claims import evaluate_run, render_markdown, write_claims
+from ctxfusion.report.rundir import load_run
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the subcommand's arguments."""
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+",
+                        help="run directories written by `ctxfusion run` (with results.csv)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="where to write claims.csv and claims.md (default: the run "
+                        "directory when only one is given; required for several)")
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """Column labels: folder names, or the paths as given where two names clash."""
+    names = [p.resolve().name for p in paths]
+    return [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Judge the claims of each run; write the two files. Bad input raises a CtxfusionError."""
+    paths = [Path(p) for p in args.run_dirs]
+    if args.out is None and len(paths) > 1:
+        raise ConfigError(f"{len(paths)} run directories given: pass --out DIR for the "
+                          "claims table across runs")
+    runs = [load_run(p) for p in paths]  # every directory is checked before anything is written
+    rows = [row for run, label in zip(runs, _labels(paths), strict=True)
+            for row in evaluate_run(run, label)]
+    out = Path(args.out) if args.out is not None else paths[0]
+    csv_path, md_path = write_claims(rows, out)
+    print(render_markdown(rows))
+    print(csv_path)
+    print(md_path)
+    return 0

@@ -1,0 +1,202 @@
+"""Selecting and aggregating results.csv rows for the figures, the tables and the claims.
+
+A *setting* says which rows of one perturbation belong together (schema: ``threat``):
+
+- ``none``: no attacker (clean and blurred images);
+- ``transfer``: images crafted on ``source`` (default ``fg``) and fed to every classifier: the
+  other classifiers' ``transfer`` rows plus the source's own (white-box) row, as in the paper;
+- ``whitebox``: every classifier attacked through its own gradient (``source`` = itself).
+
+Several seeds (repeats of head training) are averaged: a :class:`Point` holds the mean
+accuracy, the mean of the per-seed Wilson bounds (the band the figures shade) and the spread
+over seeds. Rows repeating a key keep the one with the largest n (the last on ties).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ctxfusion.report.rundir import ResultRow, RunData
+from ctxfusion.report.style import classifier_sort_key, parse_classifier
+
+SETTINGS = ("none", "transfer", "whitebox")
+#: the eps (pixel space) the trade-off figure and the claims evaluate at: the sweep's closest
+REFERENCE_EPS = 0.02
+#: the paper's image size: its blur sigmas are in pixels at 224 px
+PAPER_IMAGE_SIZE = 224
+
+
+@dataclass(frozen=True)
+class Point:
+    """One accuracy, averaged over seeds, with its interval and the spread over seeds."""
+
+    level: float
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    seed_min: float
+    seed_max: float
+    seeds: int
+    n: int
+
+
+def matches(row: ResultRow, setting: str, source: str = "fg") -> bool:
+    """Whether ``row`` belongs to ``setting`` (module docstring)."""
+    if setting == "none":
+        return row.threat == "none"
+    if setting == "transfer":
+        return row.source == source and (row.threat == "transfer" or row.classifier == source)
+    if setting == "whitebox":
+        return row.threat == "whitebox" and row.source == row.classifier
+    raise ValueError(f"setting {setting!r}; valid: {', '.join(SETTINGS)}")
+
+
+def pick(old: ResultRow | None, new: ResultRow) -> ResultRow:
+    """Of two rows with the same key: the one with the larger n, the later one on ties."""
+    return new if old is None or new.n >= old.n else old
+
+
+def aggregate(by_seed: dict[int, ResultRow]) -> Point:
+    """Mean over seeds of the accuracy and of the interval bounds; min/max over seeds."""
+    rows = list(by_seed.values())
+    accs = [r.accuracy for r in rows]
+    return Point(level=rows[0].level, accuracy=sum(accs) / len(rows),
+                 ci_low=sum(r.ci_low for r in rows) / len(rows),
+                 ci_high=sum(r.ci_high for r in rows) / len(rows),
+                 seed_min=min(accs), seed_max=max(accs), seeds=len(rows),
+                 n=min(r.n for r in rows))
+
+
+def select(run: RunData, dataset: str, subset: str, perturbation: str, setting: str,
+           keep: Callable[[str], bool] = lambda name: True, source: str = "fg",
+           seed: int | None = None) -> dict[str, dict[float, dict[int, ResultRow]]]:
+    """classifier -> level -> seed -> row, for one dataset, subset, perturbation, setting."""
+    out: dict[str, dict[float, dict[int, ResultRow]]] = {}
+    for row in run.results:
+        if (row.dataset, row.subset, row.perturbation) != (dataset, subset, perturbation):
+            continue
+        if not matches(row, setting, source) or not keep(row.classifier):
+            continue
+        if seed is not None and row.seed != seed:
+            continue
+        seeds = out.setdefault(row.classifier, {}).setdefault(row.level, {})
+        seeds[row.seed] = pick(seeds.get(row.seed), row)
+    return out
+
+
+def curves(run: RunData, dataset: str, subset: str, perturbation: str, setting: str,
+           keep: Callable[[str], bool] = lambda name: True,
+           source: str = "fg") -> dict[str, list[Point]]:
+    """classifier -> points sorted by level; the clean accuracy fills level 0 when missing."""
+    chosen = select(run, dataset, subset, perturbation, setting, keep, source)
+    clean = select(run, dataset, subset, "none", "none", lambda n: n in chosen)
+    for name, levels in chosen.items():
+        if 0.0 not in levels and clean.get(name, {}).get(0.0):
+            levels[0.0] = clean[name][0.0]
+    return {name: [aggregate(chosen[name][lv]) for lv in sorted(chosen[name])]
+            for name in sorted(chosen, key=classifier_sort_key)}
+
+
+def point(run: RunData, dataset: str, subset: str, classifier: str, perturbation: str,
+          level: float, setting: str, source: str = "fg", seed: int | None = None
+          ) -> Point | None:
+    """One classifier's accuracy at one level (averaged over seeds unless ``seed`` is given)."""
+    chosen = select(run, dataset, subset, perturbation, setting, lambda n: n == classifier,
+                    source, seed)
+    by_seed = chosen.get(classifier, {}).get(level)
+    if not by_seed and perturbation != "none" and level == 0.0:
+        return point(run, dataset, subset, classifier, "none", 0.0, "none", source, seed)
+    return aggregate(by_seed) if by_seed else None
+
+
+def clean_point(run: RunData, dataset: str, subset: str, classifier: str,
+                seed: int | None = None) -> Point | None:
+    """Clean accuracy; else FGSM at eps 0 (the same images), crafted on fg or on itself."""
+    for perturbation, setting in (("none", "none"), ("fgsm", "transfer"), ("fgsm", "whitebox")):
+        found = point(run, dataset, subset, classifier, perturbation, 0.0, setting, seed=seed)
+        if found is not None:
+            return found
+    return None
+
+
+def levels(run: RunData, dataset: str, subset: str, perturbation: str,
+           setting: str = "transfer", source: str = "fg") -> list[float]:
+    """The sorted levels of a sweep."""
+    return sorted({r.level for r in run.results if (r.dataset, r.subset, r.perturbation)
+                   == (dataset, subset, perturbation) and matches(r, setting, source)})
+
+
+def nearest(values: Iterable[float], target: float, log: bool = False) -> float | None:
+    """The value closest to ``target`` (in log scale with ``log``; the larger one on ties)."""
+    values = [v for v in values if not log or v > 0]
+    if not values:
+        return None
+    if log:
+        return min(values, key=lambda v: (abs(math.log(v / target)), -v))
+    return min(values, key=lambda v: (abs(v - target), -v))
+
+
+def reference_eps(run: RunData, dataset: str, subset: str) -> float | None:
+    """The FGSM eps of the sweep closest to :data:`REFERENCE_EPS` (excluding 0)."""
+    return nearest([e for e in levels(run, dataset, subset, "fgsm") if e > 0], REFERENCE_EPS)
+
+
+def sigma_at_224(run: RunData, dataset: str, sigma: float) -> float:
+    """A blur sigma in pixels at the dataset's size, as the paper's sigma at 224 px (the same
+    value when run.json records no image size)."""
+    size = run.image_size(dataset)
+    return sigma * PAPER_IMAGE_SIZE / size if size else sigma
+
+
+@dataclass(frozen=True)
+class AlphaPair:
+    """An alpha in the run's convention and in both conventions (sum: the paper's)."""
+
+    alpha: float
+    reduction: str
+    alpha_sum: float | None
+    alpha_mean: float | None
+    exact: bool  # False: estimated from run.json's n_train (older weights.csv)
+
+    def label(self) -> str:
+        """E.g. ``10 (mean 0.004)``: the paper's (sum) value, the mean-convention value."""
+        if self.alpha_sum is None or self.alpha_mean is None:
+            return f"{self.alpha:g} ({self.reduction})"
+        approx = "" if self.exact else "~"
+        return f"{approx}{format_alpha(self.alpha_sum)} (mean {approx}{self.alpha_mean:.2g})"
+
+
+def format_alpha(value: float) -> str:
+    """An alpha with 3 significant digits, without exponent notation up to 10^7."""
+    return f"{value:,.0f}" if 1000 <= value < 1e7 else f"{value:.3g}"
+
+
+def _train_size(run: RunData, dataset: str, subset: str) -> float | None:
+    """Training images of a subset: run.json n_train, scaled by the subset's share of classes."""
+    n_train = run.dataset_info(dataset).get("n_train")
+    if not isinstance(n_train, int | float) or n_train <= 0:
+        return None
+    everything, mine = run.subset_classes(dataset, "all"), run.subset_classes(dataset, subset)
+    if subset != "all" and everything and mine:
+        return float(n_train) * len(mine) / len(everything)
+    return float(n_train)
+
+
+def alpha_pair(run: RunData, dataset: str, subset: str, classifier: str) -> AlphaPair | None:
+    """The alpha of ``joint-alpha<a>`` in both conventions (weights.csv; else estimated)."""
+    alpha = parse_classifier(classifier).alpha
+    if alpha is None:
+        return None
+    for w in run.weights or []:
+        if ((w.dataset, w.subset, w.classifier) == (dataset, subset, classifier)
+                and w.alpha_sum is not None and w.alpha_mean is not None):
+            return AlphaPair(alpha, w.alpha_reduction, w.alpha_sum, w.alpha_mean, True)
+    reduction = run.alpha_reduction
+    size = _train_size(run, dataset, subset)
+    if size is None:
+        return AlphaPair(alpha, reduction, None, None, False)
+    if reduction == "sum":
+        return AlphaPair(alpha, reduction, alpha, alpha / size, False)
+    return AlphaPair(alpha, reduction, alpha * size, alpha, False)
