@@ -124,6 +124,22 @@ def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs,
     assert (first / "results.csv").read_text() == (fresh / "results.csv").read_text()
 
 
+def test_report_cells_show_the_results(small_runs) -> None:
+    """Every accuracy of results.csv is in its own cell of the report's tables (parsed by
+    row attributes and level, not searched for anywhere in a page full of base64)."""
+    from ctxfusion.report.html import format_accuracy, format_level
+    from test_report import _Tables
+
+    run, _, _ = small_runs
+    parser = _Tables()
+    parser.feed((run / "report.html").read_text())
+    for row in _rows(run):
+        cell = parser.tables[(row["dataset"], row["perturbation"])][(
+            row["subset"], row["classifier"], row["source"], row["threat"],
+            format_level(float(row["level"])))]
+        assert cell[:2] == (format_accuracy(float(row["accuracy"])), int(row["n"])), row
+
+
 def test_differences_pair_joint_and_fg(small_runs) -> None:
     run, _, _ = small_runs
     with open(run / "differences.csv", newline="") as handle:

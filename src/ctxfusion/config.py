@@ -270,7 +270,11 @@ class PcaConfig:
 
 @dataclass
 class ExperimentConfig:
-    """A whole experiment: streams, datasets, perturbation sweeps, heads and baselines."""
+    """A whole experiment: streams, datasets, perturbation sweeps, heads and baselines.
+
+    ``attack_subsets``: the class subsets the attack steps (fgsm, advtrain, whitebox) run on
+    (None: every subset); clean and blur rows cover every subset.
+    """
 
     experiment: str
     streams: StreamsConfig
@@ -282,6 +286,7 @@ class ExperimentConfig:
     normalization: str = "stream"
     cache_dir: str | None = None
     steps: list[str] = field(default_factory=lambda: list(STEPS))
+    attack_subsets: list[str] | None = None
     blur: BlurConfig = field(default_factory=BlurConfig)
     fgsm: FgsmConfig = field(default_factory=FgsmConfig)
     whitebox: WhiteboxConfig = field(default_factory=WhiteboxConfig)
@@ -296,6 +301,8 @@ class ExperimentConfig:
         _check_choice(f"{where}normalization", self.normalization, NORMALIZATIONS)
         for i, step in enumerate(self.steps):
             _check_choice(f"{where}steps[{i}]", step, STEPS)
+        for i, subset in enumerate(self.attack_subsets or []):
+            _check_choice(f"{where}attack_subsets[{i}]", subset, SUBSETS)
         if not self.datasets:
             raise ConfigError(f"{where}datasets is empty: list at least one dataset")
         names = [d.name for d in self.datasets]

@@ -86,9 +86,11 @@ def module_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-#: package folders and modules whose code does not decide any cached tensor
-_NOT_TENSOR_CODE = ("report", "cli.py", "run_cli.py", "pretrain_cli.py", "prepare_cli.py",
-                    "claims_cli.py", "schema.py", "stats.py")
+#: package folders and modules whose code computes cached tensors (features, perturbed
+#: images, trained or fine-tuned weights, attack outcomes); orchestration, configs and
+#: reports are left out, so editing them keeps the cache
+TENSOR_CODE = ("streams", "perturb", "data", "features.py", "models.py", "train.py",
+               "experiments/sweeps.py", "experiments/attacks.py", "experiments/finetune.py")
 
 
 def _code_only(source: str) -> str:
@@ -106,7 +108,7 @@ def _code_only(source: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """sha256 over the code of every ctxfusion module that can change a cached tensor.
+    """sha256 over the code of every ctxfusion module that computes a cached tensor.
 
     Hashing the code, not a hand-bumped number, means no one has to remember to bump it:
     any change to preprocessing, blur, attacks or training invalidates the tensors it made.
@@ -115,7 +117,7 @@ def code_version() -> str:
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(package)
-        if relative.parts[0] in _NOT_TENSOR_CODE or relative.name in _NOT_TENSOR_CODE:
+        if relative.parts[0] not in TENSOR_CODE and relative.as_posix() not in TENSOR_CODE:
             continue
         digest.update(f"{relative.as_posix()}|".encode())
         digest.update(_code_only(path.read_text(encoding="utf-8")).encode())

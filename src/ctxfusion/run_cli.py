@@ -24,5 +24,10 @@ def main(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / config.experiment
     report = run_experiment(config, out)
+    from ctxfusion.report.claims import evaluate_run
+
+    print(f"the paper's claims on this run (evidence with intervals: {out / 'claims.md'}):")
+    for row in evaluate_run(out):
+        print(f"  {row.claim:<6} {row.dataset:<24} {row.verdict}")
     print(f"report: {report}")
     return 0

@@ -163,8 +163,10 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
 def _attack_steps(ctx: RunContext, name: str, steps: set[str], train: SplitData,
                   test: SplitData, trials: list[Trial]) -> None:
     """Adversarial retraining, FGSM sweeps and iterative white-box attacks of every trial."""
-    recorder = ctx.recorder
+    recorder, chosen = ctx.recorder, ctx.config.attack_subsets
     for trial in trials:
+        if chosen is not None and trial.subset not in chosen:
+            continue
         if "advtrain" in steps:
             with recorder.timed("advtrain"):
                 advtrain_head(ctx, name, train, trial)
