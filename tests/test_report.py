@@ -383,13 +383,14 @@ def test_table_cell_shows_the_interval_and_keeps_threats_apart(built: tuple[Path
     transfer = table[("all", "joint", "fg", "transfer", "0.03")]
     whitebox = table[("all", "joint", "joint", "whitebox", "0.03")]
     assert transfer[1] == 1875 and whitebox[1] == WHITEBOX_N and transfer[0] != whitebox[0]
-    # the cell of coco/all/fg clean: "<mean> <small>[<low>, <high>]</small>"
+    # the cell of coco/all/fg clean: "<mean> <small>&plusmn;<sd over seeds> [<low>, <high>]</small>"
     match = re.search(r"<tr data-subset='all' data-classifier='fg' data-source='' "
                       r"data-threat='none'>.*?<td data-n='1875' data-seeds='2'[^>]*>"
-                      r"([0-9.]+) <small>\[([0-9.]+), ([0-9.]+)\]</small></td>", page)
+                      r"([0-9.]+) <small>&plusmn;([0-9.]+) \[([0-9.]+), ([0-9.]+)\]</small></td>",
+                      page)
     assert match is not None
     low, high = wilson_interval(round(0.82 * 1875), 1875)
-    assert match.groups() == ("82.0", format_accuracy(low), format_accuracy(high))
+    assert match.groups() == ("82.0", "0.0", format_accuracy(low), format_accuracy(high))
 
 
 def test_new_columns_are_read(built: tuple[Path, str]) -> None:

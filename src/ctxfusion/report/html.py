@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -218,12 +219,19 @@ def _table_key(row: ResultRow, with_experiment: bool) -> tuple[str, ...]:
 
 
 def _cell(by_seed: dict[int, ResultRow]) -> str:
-    """``80.6 <small>[76.8, 84.0]</small>``: mean over seeds and mean interval bounds."""
+    """``80.6 <small>[76.8, 84.0]</small>``: mean over seeds and mean interval bounds; with
+    several seeds ``80.6 <small>&plusmn;0.4 [76.8, 84.0]</small>``, the spread (standard
+    deviation across seeds) first."""
     p = aggregate(by_seed)
-    title = ("" if p.seeds == 1 else " title='" + esc(", ".join(
-        f"seed {s}: {format_accuracy(r.accuracy)}" for s, r in sorted(by_seed.items()))) + "'")
+    title = spread = ""
+    if p.seeds > 1:
+        title = " title='" + esc(", ".join(
+            f"seed {s}: {format_accuracy(r.accuracy)}" for s, r in sorted(by_seed.items()))) + "'"
+        sd = statistics.stdev(r.accuracy for r in by_seed.values())
+        spread = f"&plusmn;{format_accuracy(sd)} "
     return (f"<td data-n='{p.n}' data-seeds='{p.seeds}'{title}>{format_accuracy(p.accuracy)} "
-            f"<small>[{format_accuracy(p.ci_low)}, {format_accuracy(p.ci_high)}]</small></td>")
+            f"<small>{spread}[{format_accuracy(p.ci_low)}, {format_accuracy(p.ci_high)}]</small>"
+            "</td>")
 
 
 def results_table(rows: list[ResultRow], dataset: str, perturbation: str,
