@@ -4,12 +4,13 @@ classifier attacked through its own gradient (white-box)."""
 
 from __future__ import annotations
 
-from ctxfusion.report.figures import (
+from ctxfusion.report.figure_base import (
     EPS_LABEL,
-    _alpha_sweep_member,
-    _Builder,
-    _plot_curves,
+    FigureBuilder,
+    alpha_sweep_member,
     band_note,
+    dataset_figure,
+    plot_curves,
     plt,
 )
 from ctxfusion.report.select import Point, curves
@@ -24,10 +25,10 @@ def _has_alpha(drawn: dict[str, list[Point]]) -> bool:
     return any(parse_classifier(name).alpha is not None for name in drawn)
 
 
-def alpha_figure(builder: _Builder, dataset: str, figure: str, subset: str) -> None:
+def alpha_figure(builder: FigureBuilder, dataset: str, figure: str, subset: str) -> None:
     """One of fig 5a/b: a transfer panel and a white-box panel."""
     run = builder.run
-    panels = {setting: curves(run, dataset, subset, "fgsm", setting, _alpha_sweep_member)
+    panels = {setting: curves(run, dataset, subset, "fgsm", setting, alpha_sweep_member)
               for setting, _ in PANELS}
     if not any(_has_alpha(drawn) for drawn in panels.values()):
         reason = (f"{dataset} has no subset {subset!r} in results.csv"
@@ -39,7 +40,7 @@ def alpha_figure(builder: _Builder, dataset: str, figure: str, subset: str) -> N
     absent = []
     for ax, (setting, title) in zip(axes, PANELS, strict=True):
         drawn = panels[setting]
-        _plot_curves(ax, drawn, builder.palette, chance, EPS_LABEL, title)
+        plot_curves(ax, drawn, builder.palette, chance, EPS_LABEL, title)
         if not drawn:
             ax.text(0.5, 0.5, f"no {setting} FGSM rows in this run", ha="center",
                     transform=ax.transAxes, fontsize=9)
@@ -58,7 +59,8 @@ def alpha_figure(builder: _Builder, dataset: str, figure: str, subset: str) -> N
                 + (f" Not in this run: {', '.join(absent)}." if absent else ""))
 
 
-def alpha_figures(builder: _Builder, dataset: str) -> None:
+@dataset_figure(order=5)
+def alpha_figures(builder: FigureBuilder, dataset: str) -> None:
     """Fig 5a (Dissimilar) and 5b (All)."""
     for figure, subset in ALPHA_SUBSETS.items():
         alpha_figure(builder, dataset, figure, subset)

@@ -4,21 +4,23 @@ white-box attacks). Drawn with the same builder, colours and captions as the pap
 from __future__ import annotations
 
 from ctxfusion.report.diffs import find_diff
-from ctxfusion.report.figures import (
+from ctxfusion.report.figure_base import (
     ACC_LABEL,
     ATTACK_EPS_LABEL,
     WHITEBOX_ATTACKS,
-    _base_in,
-    _Builder,
+    FigureBuilder,
     band_note,
+    base_in,
+    dataset_figure,
     plot_points,
     plt,
+    run_figure,
 )
 from ctxfusion.report.select import PAPER_IMAGE_SIZE, curves, nearest, sigma_at_224
 from ctxfusion.report.style import CHANCE_STYLE, SUBSET_COLOURS
 
 
-def _gain(builder: _Builder, dataset: str, subset: str, perturbation: str,
+def _gain(builder: FigureBuilder, dataset: str, subset: str, perturbation: str,
           level: float) -> tuple[float, float, float] | None:
     """joint - fg averaged over seeds: (mean, mean ci_low, mean ci_high), or None."""
     found = [find_diff(builder.run, dataset, subset, "joint", "fg", perturbation, level, "none",
@@ -31,7 +33,8 @@ def _gain(builder: _Builder, dataset: str, subset: str, perturbation: str,
             sum(d.ci_high for d in found) / k)
 
 
-def context_strength_figure(builder: _Builder) -> None:
+@run_figure(order=7)
+def context_strength_figure(builder: FigureBuilder) -> None:
     """figS1: fusion gain (joint - fg) under blur and clean vs the datasets' context strength."""
     strengths = {d: builder.run.dataset_info(d).get("context_strength") for d in builder.datasets}
     strengths = {d: float(s) for d, s in strengths.items() if isinstance(s, int | float)}
@@ -76,7 +79,8 @@ def context_strength_figure(builder: _Builder) -> None:
                 f"{sigma_at_224(builder.run, order[0], sigma):.3g} at 224 px.", stem)
 
 
-def whitebox_figure(builder: _Builder, dataset: str) -> None:
+@dataset_figure(order=8)
+def whitebox_figure(builder: FigureBuilder, dataset: str) -> None:
     """figS2: accuracy vs eps for attacks crafted on each model (transfer vs white-box)."""
     stem = f"figS2_whitebox_{dataset}"
     rows = [r for r in builder.run.results if r.dataset == dataset and r.source]
@@ -85,7 +89,7 @@ def whitebox_figure(builder: _Builder, dataset: str) -> None:
                             f"{'/'.join(WHITEBOX_ATTACKS)} rows", stem)
     subsets = {r.subset for r in rows}
     subset = "all" if "all" in subsets else sorted(subsets)[0]
-    keep = _base_in("fg", "bg", "joint")
+    keep = base_in("fg", "bg", "joint")
     mine = [r for r in rows if r.subset == subset]
     panels = [(f"crafted on {src}", "transfer", src) for src in ("fg", "joint")
               if any(r.source == src for r in mine)]

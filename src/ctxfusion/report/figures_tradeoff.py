@@ -9,7 +9,12 @@ fg (transfer) and each classifier attacked through its own gradient (white-box).
 
 from __future__ import annotations
 
-from ctxfusion.report.figures import ACC_LABEL, _Builder, plt
+from ctxfusion.report.figure_base import (
+    ACC_LABEL,
+    FigureBuilder,
+    dataset_figure,
+    plt,
+)
 from ctxfusion.report.select import Point, alpha_pair, clean_point, point, reference_eps
 from ctxfusion.report.style import CHANCE_STYLE, classifier_sort_key, parse_classifier
 
@@ -19,7 +24,7 @@ PANELS = (("transfer", "transfer (crafted on fg)"),
           ("whitebox", "white-box (crafted on each classifier itself)"))
 
 
-def _members(builder: _Builder, dataset: str, subset: str) -> list[str]:
+def _members(builder: FigureBuilder, dataset: str, subset: str) -> list[str]:
     names = {r.classifier for r in builder.run.results if (r.dataset, r.subset)
              == (dataset, subset)}
     keep = [n for n in names if parse_classifier(n).view is None
@@ -28,7 +33,7 @@ def _members(builder: _Builder, dataset: str, subset: str) -> list[str]:
     return sorted(keep, key=classifier_sort_key)
 
 
-def _pairs(builder: _Builder, dataset: str, subset: str, setting: str,
+def _pairs(builder: FigureBuilder, dataset: str, subset: str, setting: str,
            eps: float) -> dict[str, tuple[Point, Point]]:
     """classifier -> (clean point, attacked point) where both exist."""
     run, out = builder.run, {}
@@ -40,7 +45,7 @@ def _pairs(builder: _Builder, dataset: str, subset: str, setting: str,
     return out
 
 
-def _draw_panel(builder: _Builder, ax: plt.Axes, dataset: str, subset: str,
+def _draw_panel(builder: FigureBuilder, ax: plt.Axes, dataset: str, subset: str,
                 pairs: dict[str, tuple[Point, Point]], title: str) -> None:
     alphas = [n for n in pairs if parse_classifier(n).alpha is not None]
     if alphas:
@@ -70,7 +75,7 @@ def _draw_panel(builder: _Builder, ax: plt.Axes, dataset: str, subset: str,
     ax.legend(fontsize=7, loc="best")
 
 
-def tradeoff_figure(builder: _Builder, dataset: str, subset: str) -> None:
+def tradeoff_figure(builder: FigureBuilder, dataset: str, subset: str) -> None:
     """figT_tradeoff_<dataset>_<subset>: both panels for one subset."""
     stem = f"figT_tradeoff_{dataset}_{subset}"
     eps = reference_eps(builder.run, dataset, subset)
@@ -101,7 +106,8 @@ def tradeoff_figure(builder: _Builder, dataset: str, subset: str) -> None:
                 stem)
 
 
-def tradeoff_figures(builder: _Builder, dataset: str) -> None:
+@dataset_figure(order=6)
+def tradeoff_figures(builder: FigureBuilder, dataset: str) -> None:
     """Figure T for the subsets all and dissimilar (where the run has them)."""
     for subset in SUBSETS:
         if subset in builder.subsets(dataset):

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctxfusion.report.figures import _Builder, plt
+from ctxfusion.report.figure_base import (
+    FigureBuilder,
+    dataset_figure,
+    plt,
+)
 from ctxfusion.report.rundir import WeightRow
 from ctxfusion.report.style import STREAM_COLOURS, classifier_sort_key, parse_classifier
 
@@ -41,7 +45,8 @@ def _missing_text(ax: plt.Axes, measure: str) -> None:
             va="center", transform=ax.transAxes, fontsize=9)
 
 
-def weight_figure(builder: _Builder, dataset: str) -> None:
+@dataset_figure(order=4.5)
+def weight_figure(builder: FigureBuilder, dataset: str) -> None:
     """Fig 4b (boxed datasets) or 4d (box-free): both measures for the unregularised heads."""
     figure = "fig4b" if builder.run.has_boxes(dataset) else "fig4d"
     rows = [w for w in builder.run.weights or [] if (w.dataset, w.subset) == (dataset, "all")
@@ -71,7 +76,7 @@ def weight_figure(builder: _Builder, dataset: str) -> None:
                 f"half of the joint linear head on {dataset} (all classes). {VERDICT_NOTE}")
 
 
-def _alpha_axis_label(builder: _Builder, swept: list[WeightRow]) -> str:
+def _alpha_axis_label(builder: FigureBuilder, swept: list[WeightRow]) -> str:
     reduction = swept[0].alpha_reduction if swept else builder.run.alpha_reduction
     how = "averaged" if reduction == "mean" else "summed (the paper's convention)"
     return f"alpha, {reduction} convention (CE {how} over the training images), log scale"
@@ -86,7 +91,7 @@ def _paper_axis(ax: plt.Axes, swept: list[WeightRow]) -> None:
         top.set_xlabel("alpha in the paper's convention (CE summed: alpha_sum)", fontsize=8)
 
 
-def alpha_weight_figure(builder: _Builder, dataset: str, subset: str, figure: str) -> None:
+def alpha_weight_figure(builder: FigureBuilder, dataset: str, subset: str, figure: str) -> None:
     """One of fig 5c/d: both measures of each stream vs alpha."""
     rows = [w for w in builder.run.weights or [] if (w.dataset, w.subset) == (dataset, subset)
             and parse_classifier(w.classifier).view is None
@@ -128,7 +133,8 @@ def alpha_weight_figure(builder: _Builder, dataset: str, subset: str, figure: st
                 f"the paper sums the CE (alpha_sum = N x alpha_mean). {VERDICT_NOTE}")
 
 
-def alpha_weight_figures(builder: _Builder, dataset: str) -> None:
+@dataset_figure(order=5.5)
+def alpha_weight_figures(builder: FigureBuilder, dataset: str) -> None:
     """Fig 5c (Dissimilar) and 5d (All)."""
     for figure, subset in (("fig5c", "dissimilar"), ("fig5d", "all")):
         alpha_weight_figure(builder, dataset, subset, figure)
