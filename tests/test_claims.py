@@ -234,3 +234,18 @@ def test_report_shows_the_claims_and_writes_them(tmp_path: Path) -> None:
     assert "data-verdict='reproduced'" in page
     assert (run / "claims.csv").is_file()
     assert (run / "claims.md").read_text() == render_markdown(evaluate_run(run))
+
+
+def test_claims_cli_can_judge_chosen_datasets(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    from test_report import make_run_dir
+
+    run = make_run_dir(tmp_path / "run")
+    out = tmp_path / "chosen"
+    assert cli.main(["claims", str(run), "--dataset", "cifar10", "--out", str(out)]) == 0
+    with open(out / "claims.csv", newline="") as handle:
+        assert {row["dataset"] for row in csv.DictReader(handle)} == {"cifar10"}
+    capsys.readouterr()
+    assert cli.main(["claims", str(run), "--dataset", "nope", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dataset nope: no such dataset") and "cifar10" in err

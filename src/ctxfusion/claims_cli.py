@@ -24,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="where to write claims.csv and claims.md (default: the run "
                         "directory when only one is given; required for several)")
+    parser.add_argument("--dataset", dest="datasets", action="append", default=[],
+                        metavar="NAME", help="judge only this dataset of the runs "
+                        "(repeatable; default: every dataset)")
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -40,7 +43,13 @@ def main(args: argparse.Namespace) -> int:
                           "claims table across runs")
     runs = [load_run(p) for p in paths]  # every directory is checked before anything is written
     rows = [row for run, label in zip(runs, _labels(paths), strict=True)
-            for row in evaluate_run(run, label)]
+            for row in evaluate_run(run, label)
+            if not args.datasets or row.dataset in args.datasets]
+    found = {row.dataset for row in rows}
+    missing = [name for name in args.datasets if name not in found]
+    if missing:
+        raise ConfigError(f"--dataset {missing[0]}: no such dataset in the run directories; "
+                          f"they hold {', '.join(sorted({d for r in runs for d in r.datasets()}))}")
     out = Path(args.out) if args.out is not None else paths[0]
     csv_path, md_path = write_claims(rows, out)
     print(render_markdown(rows))
