@@ -85,12 +85,8 @@ class RunContext:
             weights = str(expand_path(stream_config.weights)) if stream_config.weights else None
             stream = create_stream(stream_config.name, weights=weights)
             _apply_normalization(stream, config.normalization, recorder)
-            context.set_stream(role, stream.to(device))
+            context.streams[role] = stream.to(device)
         return context
-
-    def set_stream(self, role: str, stream: Stream) -> None:
-        """Use ``stream`` for ``role`` from now on."""
-        self.streams[role] = stream
 
     def identity(self, stream: nn.Module) -> dict:
         """:func:`ctxfusion.features.stream_identity` of a stream, computed once per object

@@ -58,7 +58,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
     })
     pretrained_fg = ctx.streams["fg"]
     for dataset in config.datasets:
-        ctx.set_stream("fg", pretrained_fg)  # fine-tuning (if any) is per dataset
+        ctx.streams["fg"] = pretrained_fg  # fine-tuning (if any) is per dataset
         with recorder.timed(f"dataset {dataset.name}"):
             _run_dataset(ctx, dataset)
         recorder.write()  # finished datasets are on disk even if a later one fails
@@ -125,7 +125,7 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
     test = load_split(cfg, dataset, manifest, "test", image_size)
     if cfg.finetune.enabled:
         with recorder.timed("finetune"):
-            ctx.set_stream("fg", finetuned_stream(ctx, train, len(manifest.classes)))
+            ctx.streams["fg"] = finetuned_stream(ctx, train, len(manifest.classes))
     subsets = [s for s in dataset.subsets if s == "all" or manifest.subsets.get(s)]
     for skipped in sorted(set(dataset.subsets) - set(subsets)):
         recorder.note(f"{dataset.name}: subset {skipped} not available in the manifest")

@@ -20,7 +20,6 @@ from ctxfusion.features import cached_extract, module_digest, tensors_digest
 from ctxfusion.perturb.attacks import fgsm_sweep
 from ctxfusion.perturb.blur import blur_inside_boxes
 
-Batch = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]
 Perturb = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
 
