@@ -16,9 +16,9 @@ from ctxfusion.config import load_config
 from ctxfusion.data.datasets import collate_with_boxes
 from ctxfusion.experiments import run_experiment
 from ctxfusion.experiments.context import RunContext
-from ctxfusion.experiments.data import load_split, prepare_dataset
 from ctxfusion.experiments.differences import Outcome, OutcomeKey, paired_differences
 from ctxfusion.experiments.heads import SubsetData, stratified_sample
+from ctxfusion.experiments.splits import load_split, prepare_dataset
 from ctxfusion.experiments.sweeps import SplitData, split_features
 from ctxfusion.models import LinearHead
 from ctxfusion.train import accuracy, adversarial_retrain, train_linear_head
@@ -81,7 +81,7 @@ def test_training_loader_mixes_classes_and_keeps_labels_with_images() -> None:
 
 def test_runner_trains_on_shuffled_batches(tmp_path: Path, monkeypatch) -> None:
     """Fine-tuning and adversarial retraining, as the runner calls them, see mixed batches."""
-    import ctxfusion.experiments.attacks as attacks
+    import ctxfusion.experiments.attack_steps as attacks
     import ctxfusion.experiments.finetune as finetune
 
     shuffled: dict[str, bool] = {}

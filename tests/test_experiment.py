@@ -190,8 +190,8 @@ def test_finetuning_the_fg_stream_changes_its_features(tmp_path_factory) -> None
     import torch
 
     from ctxfusion.experiments.context import RunContext
-    from ctxfusion.experiments.data import load_split, prepare_dataset
     from ctxfusion.experiments.finetune import finetuned_stream
+    from ctxfusion.experiments.splits import load_split, prepare_dataset
 
     home = tmp_path_factory.mktemp("home4")
     config = load_config(REPO / "configs" / "demo.yaml", [

@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ctxfusion.cli import main as cli_main
-from ctxfusion.data.scenes import CLASS_NAMES, SCENE_NAMES
 from ctxfusion.errors import ConfigError, WeightsError
 from ctxfusion.io import sha256_file
+from ctxfusion.scenes.benchmark import CLASS_NAMES, SCENE_NAMES
+from ctxfusion.scenes.streams import WEIGHTS_DIR, read_weight_records
 from ctxfusion.streams import create_stream, stream_info
-from ctxfusion.streams.scenes import WEIGHTS_DIR, read_weight_records
 
 STREAMS = {"scenes-object-resnet18": ("object", CLASS_NAMES),
            "scenes-scene-resnet18": ("scene", SCENE_NAMES)}
@@ -59,7 +59,7 @@ def test_wrong_domain_is_refused(tiny_run):
 
 def test_benchmark_seeds_are_reserved(tmp_path):
     with pytest.raises(ConfigError, match="seed=5"):
-        from ctxfusion.pretrain import pretrain_stream
+        from ctxfusion.scenes.pretrain import pretrain_stream
         pretrain_stream("object", steps=1, seed=5)
 
 
@@ -91,7 +91,7 @@ def test_pretraining_is_reproducible(tiny_run, tmp_path):
 
 
 def test_streams_command_finds_the_shipped_weights() -> None:
-    from ctxfusion.streams.cli import stream_rows
+    from ctxfusion.cli.streams_cmd import stream_rows
 
     rows = {row["name"]: row for row in stream_rows()}
     for name in ("scenes-object-resnet18", "scenes-scene-resnet18"):

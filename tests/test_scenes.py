@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from ctxfusion.data.scenes import (
+from ctxfusion.errors import ConfigError
+from ctxfusion.scenes.benchmark import (
     CLASS_NAMES,
     CLASS_SUPERCATEGORY,
     SCENE_NAMES,
@@ -15,8 +16,7 @@ from ctxfusion.data.scenes import (
     generate_scenes,
     render_batch,
 )
-from ctxfusion.data.scenes_render import SCENES, SUPERCATEGORIES, paint_objects
-from ctxfusion.errors import ConfigError
+from ctxfusion.scenes.render import SCENES, SUPERCATEGORIES, paint_objects
 
 
 def _all_bytes(root):

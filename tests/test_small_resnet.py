@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from ctxfusion.streams.small_resnet import SmallResNet
+from ctxfusion.scenes.small_resnet import SmallResNet
 
 
 def test_width_64_equals_torchvision_resnet18():

@@ -18,9 +18,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from conftest import shared_path
+from ctxfusion.cli import streams_cmd as streams_cli
 from ctxfusion.errors import WeightsError
 from ctxfusion.io import sha256_bytes
-from ctxfusion.streams import cli as streams_cli
 from ctxfusion.streams import create_stream, list_streams
 from ctxfusion.streams.base import WeightRecord
 from ctxfusion.streams.resnet import places365_labels

@@ -89,8 +89,9 @@ def module_digest(module: nn.Module) -> str:
 #: package folders and modules whose code computes cached tensors (features, perturbed
 #: images, trained or fine-tuned weights, attack outcomes); orchestration, configs and
 #: reports are left out, so editing them keeps the cache
-TENSOR_CODE = ("streams", "perturb", "data", "features.py", "models.py", "train.py",
-               "experiments/sweeps.py", "experiments/attacks.py", "experiments/finetune.py")
+TENSOR_CODE = ("streams", "scenes", "perturb", "data", "features.py", "models.py", "train.py",
+               "numpy_pickle.py", "experiments/sweeps.py", "experiments/attack_steps.py",
+               "experiments/finetune.py")
 
 
 def _code_only(source: str) -> str:

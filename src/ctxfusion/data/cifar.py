@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from ctxfusion.data.imagefolder import prepare_imagefolder
 from ctxfusion.data.manifest import Manifest, require_boxes, save_manifest
 from ctxfusion.errors import DataError
 from ctxfusion.io import sha256_file
+from ctxfusion.numpy_pickle import load_numpy_pickle
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "prepare_cifar10", "require_boxes"]
 
@@ -37,30 +37,11 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    # Python 3 pickles bytes under protocol 2 as _codecs.encode(text, "latin1"); torch's
-    # weights_only unpickler admits it too.
-    ("_codecs", "encode"),
-}
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Admits only numpy array reconstruction; anything else is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
-
-
 def _read_batch(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"CIFAR-10 batch file not found: {path}")
     try:
-        data = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        data = load_numpy_pickle(io.BytesIO(path.read_bytes()))
     except Exception as exc:  # any unpickling failure means: not a CIFAR-10 batch
         raise DataError(f"{path} is not a readable CIFAR-10 python batch: "
                         f"{type(exc).__name__}: {exc}") from exc

@@ -14,7 +14,7 @@ from torch import nn
 
 from ctxfusion.config import ExperimentConfig
 from ctxfusion.errors import ConfigError
-from ctxfusion.experiments.rundir import RunRecorder
+from ctxfusion.experiments.recorder import RunRecorder
 from ctxfusion.features import FeatureCache, module_digest, stream_identity
 from ctxfusion.models import Normalize
 from ctxfusion.paths import expand_path, home_dir

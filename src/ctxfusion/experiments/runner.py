@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ctxfusion.config import DatasetConfig, ExperimentConfig
 from ctxfusion.data.manifest import Manifest
 from ctxfusion.experiments.analyses import blur_example, pca_rows
-from ctxfusion.experiments.attacks import (
+from ctxfusion.experiments.attack_steps import (
     ADVTRAIN,
     advtrain_head,
     fgsm_rows,
@@ -20,7 +20,6 @@ from ctxfusion.experiments.attacks import (
     whitebox_rows,
 )
 from ctxfusion.experiments.context import RunContext, seed_everything
-from ctxfusion.experiments.data import load_split, prepare_dataset
 from ctxfusion.experiments.finetune import finetuned_stream
 from ctxfusion.experiments.heads import (
     Trial,
@@ -30,7 +29,8 @@ from ctxfusion.experiments.heads import (
     subsample_per_class,
     train_heads,
 )
-from ctxfusion.experiments.rundir import describe_device, package_versions
+from ctxfusion.experiments.recorder import describe_device, package_versions
+from ctxfusion.experiments.splits import load_split, prepare_dataset
 from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
 
 

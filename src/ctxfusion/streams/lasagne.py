@@ -2,9 +2,8 @@
 
 A Lasagne network's weights are saved as ``pickle.dump(get_all_param_values(net))``: a list of
 numpy arrays. ``pickle.load`` would execute whatever callables the file names, so this module
-uses a :class:`pickle.Unpickler` whose ``find_class`` admits only what numpy needs to rebuild an
-array. numpy's own ``np.load(allow_pickle=False)`` cannot read such a pickle, and torch's
-weights-only unpickler does not admit numpy's reconstruction, hence this small class.
+reads it with :mod:`ctxfusion.numpy_pickle`, which admits only what numpy needs to rebuild an
+array.
 """
 
 from __future__ import annotations
@@ -15,34 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # numpy >= 2
-    from numpy._core import multiarray
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray
-
 from ctxfusion.errors import UnsafeCheckpointError, WeightsError
-
-# (module, name) -> object: the only globals a list-of-arrays pickle refers to. Pickles written
-# with numpy < 2 name `numpy.core.multiarray`; numpy >= 2 moved it to `numpy._core`.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that builds numpy arrays and plain containers, and refuses anything else."""
-
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle's hook
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafeCheckpointError(
-                f"refused to unpickle global {module}.{name}: only numpy arrays are allowed in a "
-                "parameter file (this file would run code or build arbitrary objects)"
-            ) from None
+from ctxfusion.numpy_pickle import load_numpy_pickle
 
 
 def load_lasagne_params(path: str | os.PathLike) -> list[np.ndarray]:
@@ -50,7 +23,7 @@ def load_lasagne_params(path: str | os.PathLike) -> list[np.ndarray]:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            params = RestrictedUnpickler(handle, encoding="latin1").load()
+            params = load_numpy_pickle(handle)
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:

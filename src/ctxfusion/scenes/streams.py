@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 from ctxfusion.errors import WeightsError
 from ctxfusion.io import sha256_file
 from ctxfusion.models import Normalize
+from ctxfusion.scenes.small_resnet import SmallResNet
 from ctxfusion.streams.base import Stream, WeightRecord
 from ctxfusion.streams.registry import register_stream
-from ctxfusion.streams.small_resnet import SmallResNet
 from ctxfusion.streams.weights import register_packaged_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ctxfusion.data.scenes_render import (
+from ctxfusion.errors import ConfigError
+from ctxfusion.io import atomic_write_bytes, atomic_write_text
+from ctxfusion.scenes.render import (
     CLASS_NAMES,
     CLASS_SUPERCATEGORY,
     FAMILIES,
@@ -31,8 +33,6 @@ from ctxfusion.data.scenes_render import (
     paint_objects,
     render_scenes,
 )
-from ctxfusion.errors import ConfigError
-from ctxfusion.io import atomic_write_bytes, atomic_write_text
 
 BENCHMARK_SEED_LIMIT = 1000
 PRETRAIN_SEED_BASE = 10_000

@@ -1,7 +1,7 @@
 """The ``ctxfusion`` command.
 
-Each subcommand lives in its own module, which defines ``configure(parser)`` (adds the
-subcommand's options) and ``main(args) -> int``. Errors derived from
+Each subcommand lives in its own module ``ctxfusion.cli.<name>_cmd``, which defines
+``configure(parser)`` (adds the subcommand's options) and ``main(args) -> int``. Errors derived from
 :class:`ctxfusion.errors.CtxfusionError` are printed as ``error: ...`` with exit status 2.
 """
 
@@ -18,17 +18,19 @@ from ctxfusion.errors import CtxfusionError
 #: subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prepare": (
-        "ctxfusion.data.prepare_cli",
+        "ctxfusion.cli.prepare_cmd",
         "build a dataset manifest (COCO-format, CIFAR-10 or any ImageFolder tree)",
     ),
     "pretrain": (
-        "ctxfusion.pretrain_cli",
+        "ctxfusion.cli.pretrain_cmd",
         "generate the contextual-scenes benchmark and pretrain its two small streams",
     ),
-    "run": ("ctxfusion.run_cli", "run one experiment config end to end"),
-    "report": ("ctxfusion.report.cli", "rebuild the figures and report.html of a run directory"),
-    "claims": ("ctxfusion.claims_cli", "judge the paper's claims on run directories (claims.md)"),
-    "streams": ("ctxfusion.streams.cli", "list the registered streams and their weights"),
+    "run": ("ctxfusion.cli.run_cmd", "run one experiment config end to end"),
+    "report": ("ctxfusion.cli.report_cmd",
+               "rebuild the figures and report.html of a run directory"),
+    "claims": ("ctxfusion.cli.claims_cmd",
+               "judge the paper's claims on run directories (claims.md)"),
+    "streams": ("ctxfusion.cli.streams_cmd", "list the registered streams and their weights"),
 }
 
 
@@ -66,6 +68,3 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished steps are kept and reused on the next run", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ctxfusion.data.scenes import PRETRAIN_SEED_BASE
 from ctxfusion.errors import ConfigError
-from ctxfusion.pretrain import DOMAINS, pretrain_stream, save_pretrained, weights_file_name
+from ctxfusion.scenes.benchmark import PRETRAIN_SEED_BASE
+from ctxfusion.scenes.pretrain import DOMAINS, pretrain_stream, save_pretrained, weights_file_name
 
 DEFAULTS = {"object_steps": 1500, "scene_steps": 600, "width": 16, "batch_size": 96,
             "lr": 3e-3}

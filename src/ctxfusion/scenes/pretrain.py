@@ -21,16 +21,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ctxfusion.data.scenes import (
+from ctxfusion.errors import ConfigError
+from ctxfusion.io import atomic_save_tensors, atomic_write_text, sha256_file
+from ctxfusion.scenes.benchmark import (
     BENCHMARK_SEED_LIMIT,
     CLASS_NAMES,
     PRETRAIN_SEED_BASE,
     SCENE_NAMES,
     render_batch,
 )
-from ctxfusion.errors import ConfigError
-from ctxfusion.io import atomic_save_tensors, atomic_write_text, sha256_file
-from ctxfusion.streams.small_resnet import SmallResNet
+from ctxfusion.scenes.small_resnet import SmallResNet
 
 WEIGHTS_FORMAT = "ctxfusion-scenes-resnet/1"
 RECORD_FORMAT = "ctxfusion-weights/1"

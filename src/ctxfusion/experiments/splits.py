@@ -56,7 +56,7 @@ def prepare_dataset(dataset: DatasetConfig) -> Manifest:
         return load_manifest(out)
     base = unpack_archive(expand_path(dataset.archive)) if dataset.archive else None
     if dataset.kind == "scenes":
-        from ctxfusion.data.scenes import generate_scenes
+        from ctxfusion.scenes.benchmark import generate_scenes
 
         raw = out / "raw"
         generate_scenes(
