@@ -65,7 +65,17 @@ def test_torch_loader_refuses_crafted_checkpoint(tmp_path):
         load_torch_checkpoint(path, encoding="latin1")
     with pytest.raises(UnsafeCheckpointError):
         create_stream("resnet18-places365", weights=path)
+    for library_stream in ("torchvision:resnet18", "timm:resnet18"):
+        with pytest.raises(UnsafeCheckpointError):
+            create_stream(library_stream, weights=path)
     assert not target.exists()
+
+
+def test_damaged_safetensors_file_is_a_weights_error(tmp_path):
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(WeightsError, match="not a readable safetensors file"):
+        create_stream("timm:resnet18", weights=path)
 
 
 def test_lasagne_loader_refuses_crafted_pickle(tmp_path):

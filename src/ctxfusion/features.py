@@ -126,11 +126,14 @@ def code_version() -> str:
 
 
 def stream_identity(stream: nn.Module) -> dict:
-    """What decides a stream's features: its name, input size, and the digest of all its
-    weights and buffers (normalisation statistics and a fine-tuned backbone included)."""
+    """What decides a stream's features: its name, input size, its full preprocessing
+    (``Stream.preprocessing.to_dict()``: input size, mean/std, description) and the digest of
+    all its weights and buffers (normalisation statistics and a fine-tuned backbone included)."""
+    preprocessing = getattr(stream, "preprocessing", None)
     return {
         "name": getattr(stream, "name", type(stream).__name__),
         "input_size": getattr(stream, "input_size", None),
+        "preprocessing": preprocessing.to_dict() if preprocessing is not None else None,
         "state": module_digest(stream),
     }
 

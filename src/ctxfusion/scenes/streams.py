@@ -19,9 +19,8 @@ from safetensors.torch import load_file
 
 from ctxfusion.errors import WeightsError
 from ctxfusion.io import sha256_file
-from ctxfusion.models import Normalize
 from ctxfusion.scenes.small_resnet import SmallResNet
-from ctxfusion.streams.base import Stream, WeightRecord
+from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.registry import register_stream
 from ctxfusion.streams.weights import register_packaged_weights
 
@@ -48,6 +47,24 @@ def _shipped_record(name: str) -> WeightRecord:
     record = read_weight_records(WEIGHTS_DIR).get(file_name, {})
     return WeightRecord(file_name, record.get("sha256"), url=None,
                         source="shipped with ctxfusion", license="MIT")
+
+
+def scenes_preprocessing(meta: dict) -> Preprocessing:
+    """The preprocessing recorded with a scenes stream's weights (mean/std of its pretraining
+    images, image size)."""
+    return Preprocessing(
+        int(meta["image_size"]), tuple(float(v) for v in meta["mean"]),
+        tuple(float(v) for v in meta["std"]),
+        "mean/std of the stream's pretraining scenes (recorded with its weights)",
+    )
+
+
+def _shipped_preprocessing(name: str) -> Preprocessing:
+    """The default preprocessing of a shipped stream, from ``weights.json``."""
+    record = read_weight_records(WEIGHTS_DIR).get(f"{name}.safetensors", {})
+    meta = {"image_size": record.get("settings", {}).get("image_size", 64),
+            "mean": record.get("mean", (0.5, 0.5, 0.5)), "std": record.get("std", (0.5, 0.5, 0.5))}
+    return scenes_preprocessing(meta)
 
 
 def load_scenes_weights(path: str | os.PathLike, domain: str,
@@ -97,8 +114,7 @@ class ScenesResNetStream(Stream):
         state, meta, actual = load_scenes_weights(weights_path, domain, expected_sha256)
         self.name, self.domain, self.weights, self.weights_sha256 = name, domain, record, actual
         self.labels = list(meta["labels"])
-        self.input_size = int(meta["image_size"])
-        self.normalize = Normalize(meta["mean"], meta["std"])
+        self.set_preprocessing(scenes_preprocessing(meta))
         self.net = SmallResNet(width=int(meta["width"]), num_classes=len(self.labels))
         result = self.net.load_state_dict(state, strict=False)
         bad = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
@@ -107,9 +123,6 @@ class ScenesResNetStream(Stream):
                                f"SmallResNet (missing {bad[:3]}, unexpected "
                                f"{result.unexpected_keys[:3]})")
         self.feature_dim = self.net.feature_dim
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normalize(x)
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.features(x)
@@ -145,7 +158,8 @@ for _domain, _labels in (("object", "the 24 object classes"), ("scene", "the 16 
     _name = f"scenes-{_domain}-resnet18"
     register_packaged_weights(f"{_name}.safetensors", _shipped_file(f"{_name}.safetensors"))
     register_stream(
-        _name, domain=_domain, feature_dim=8 * SHIPPED_WIDTH, input_size=64,
+        _name, domain=_domain, feature_dim=8 * SHIPPED_WIDTH,
+        preprocessing=_shipped_preprocessing(_name),
         weights=_shipped_record(_name),
         description=f"width-{SHIPPED_WIDTH} ResNet18 pretrained on the procedural scenes to "
                     f"classify {_labels} (ctxfusion pretrain)",

@@ -1,8 +1,12 @@
-"""Pretrained feature extractors ("streams") behind one registry."""
+"""Pretrained feature extractors ("streams") behind one registry.
+
+Names with a ``torchvision:`` or ``timm:`` prefix build that library's models
+(:mod:`ctxfusion.streams.external`).
+"""
 
 import importlib
 
-from ctxfusion.streams.base import Stream, WeightRecord
+from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.registry import create_stream, list_streams, register_stream, stream_info
 
 #: built-in stream families; importing a module registers its streams
@@ -16,6 +20,7 @@ for _module in BUILTIN_MODULES:
     importlib.import_module(_module)
 
 __all__ = [
+    "Preprocessing",
     "Stream",
     "WeightRecord",
     "create_stream",

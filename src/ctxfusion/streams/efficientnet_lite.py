@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import ResNet18_Weights
 
-from ctxfusion.streams.base import Stream, WeightRecord
+from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.registry import register_stream
 from ctxfusion.streams.weights import (
     file_sha256,
@@ -42,6 +42,10 @@ _STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
            (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
            (1, 3, 1, 6, 192, 320)]
 _BN_EPS = 1e-3
+#: not a mean/std normalisation in the config's sense: kept as the Lite models' own scaling
+LITE_PREPROCESSING = Preprocessing(
+    224, None, None, "(x*255 - 127) / 128 on RGB (EfficientNet-Lite's TensorFlow scaling)"
+)
 
 
 class SameConv2d(nn.Conv2d):
@@ -85,11 +89,11 @@ class EfficientNetLite0Stream(Stream):
 
     name = "efficientnet-lite0-imagenet"
     feature_dim = 1280
-    input_size = 224
     domain = "object"
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
+        self.set_preprocessing(LITE_PREPROCESSING)
         self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=_BN_EPS)
         self._blocks = nn.ModuleList(
@@ -127,8 +131,8 @@ register_packaged_weights(EFFICIENTNET_LITE0.file_name, _packaged_file)
 
 
 @register_stream(
-    "efficientnet-lite0-imagenet", domain="object", feature_dim=1280, input_size=224,
-    weights=EFFICIENTNET_LITE0,
+    "efficientnet-lite0-imagenet", domain="object", feature_dim=1280,
+    preprocessing=LITE_PREPROCESSING, weights=EFFICIENTNET_LITE0,
     description="EfficientNet-Lite0 on ImageNet-1k (weights from a pip package; runs offline)",
 )
 def efficientnet_lite0_imagenet(weights: str | os.PathLike | None = None) -> Stream:

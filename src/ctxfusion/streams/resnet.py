@@ -1,7 +1,8 @@
 """The paper's two ResNet18 streams: ImageNet (object-centric) and Places365 (scene-centric).
 
-Both are torchvision's ``resnet18`` with ImageNet mean/std normalisation inside the model; the
-feature is the 512-d global-average-pooled output of ``layer4``.
+Both are torchvision's ``resnet18`` with ImageNet mean/std normalisation inside the model
+(:data:`IMAGENET_PREPROCESSING`); the feature is the 512-d global-average-pooled output of
+``layer4``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
 from ctxfusion.errors import WeightsError
-from ctxfusion.models import Normalize
-from ctxfusion.streams.base import Stream, WeightRecord
+from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.registry import register_stream
 from ctxfusion.streams.weights import (
     file_sha256,
@@ -26,6 +26,10 @@ from ctxfusion.streams.weights import (
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: torchvision's ImageNet evaluation statistics at 224 px
+IMAGENET_PREPROCESSING = Preprocessing(
+    224, IMAGENET_MEAN, IMAGENET_STD, "ImageNet mean/std (torchvision), RGB in [0,1]"
+)
 
 _TV_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
 #: torchvision's record: the full sha256 is not published offline; the file name carries the
@@ -46,7 +50,6 @@ RESNET18_PLACES365 = WeightRecord(
     source="CSAILVision/places365 (Zhou et al., Places: A 10 million image database)",
     license="CC BY (Places365 models, CSAIL)",
 )
-
 
 
 def _torch_hub_copy() -> Path | None:
@@ -76,15 +79,11 @@ class ResNet18Stream(Stream):
     """torchvision ResNet18 with its pretrained classifier; ImageNet normalisation inside."""
 
     feature_dim = 512
-    input_size = 224
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.set_preprocessing(IMAGENET_PREPROCESSING)
         self.net = resnet18(weights=None, num_classes=num_classes)
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normalize(x)
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
@@ -106,7 +105,7 @@ def _build(name: str, domain: str, labels: list[str], record: WeightRecord,
 
 
 @register_stream(
-    "resnet18-imagenet", domain="object", feature_dim=512, input_size=224,
+    "resnet18-imagenet", domain="object", feature_dim=512, preprocessing=IMAGENET_PREPROCESSING,
     weights=RESNET18_IMAGENET,
     description="the paper's object stream: torchvision ResNet18, ImageNet-1k (IMAGENET1K_V1)",
 )
@@ -130,7 +129,7 @@ def _strip_data_parallel(checkpoint: object, path: Path) -> object:
 
 
 @register_stream(
-    "resnet18-places365", domain="scene", feature_dim=512, input_size=224,
+    "resnet18-places365", domain="scene", feature_dim=512, preprocessing=IMAGENET_PREPROCESSING,
     weights=RESNET18_PLACES365,
     description="the paper's scene stream: CSAIL ResNet18 trained on Places365",
 )

@@ -20,7 +20,7 @@ from torch import nn
 
 from ctxfusion.errors import WeightsError
 from ctxfusion.io import atomic_save_tensors
-from ctxfusion.streams.base import Stream, WeightRecord
+from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.lasagne import load_lasagne_params
 from ctxfusion.streams.registry import register_stream
 from ctxfusion.streams.resnet import places365_labels
@@ -41,6 +41,10 @@ SQUEEZENET_PLACES365 = WeightRecord(
     license="none stated by the author: research use, do not redistribute",
 )
 MEAN_IMAGE_FILE = "mean_bgr_256.npy"
+PLACES_PREPROCESSING = Preprocessing(
+    224, None, None,
+    "RGB -> BGR, x*255 minus the Places365 mean image (resized to the input), divided by 255",
+)
 _SLOPE = (0.3 + 0.8) / 2  # Lasagne RReLU at test time: leaky ReLU with the mean slope
 # (squeeze, expand) channels of fire2..fire9; a 3x3/2 max pool follows fire3 and fire5.
 _FIRES = [(16, 64), (16, 64), (32, 128), (32, 128), (48, 192), (48, 192), (64, 256), (64, 256)]
@@ -78,11 +82,11 @@ class SqueezeNetPlaces365Stream(Stream):
 
     name = "squeezenet-places365"
     feature_dim = 512
-    input_size = 224
     domain = "scene"
 
     def __init__(self, mean_bgr: torch.Tensor) -> None:
         super().__init__()
+        self.set_preprocessing(PLACES_PREPROCESSING)
         self.register_buffer("mean_bgr", mean_bgr.reshape(1, 3, 224, 224).float())
         self.conv1 = ConvBN(3, 64, 3, stride=2)
         fires, c_in = [], 64
@@ -93,7 +97,10 @@ class SqueezeNetPlaces365Stream(Stream):
         self.conv10 = nn.Conv2d(512, 365, 1)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.flip(1) * 255.0 - self.mean_bgr) / 255.0
+        mean = self.mean_bgr
+        if mean.shape[-2:] != x.shape[-2:]:  # an input_size override: resize the mean image
+            mean = F.interpolate(mean, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return (x.flip(1) * 255.0 - mean) / 255.0
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed images -> the (N, 512, 13, 13) activations after fire9."""
@@ -194,7 +201,7 @@ def _mean_image(params_path: Path) -> torch.Tensor:
 
 
 @register_stream(
-    "squeezenet-places365", domain="scene", feature_dim=512, input_size=224,
+    "squeezenet-places365", domain="scene", feature_dim=512, preprocessing=PLACES_PREPROCESSING,
     weights=SQUEEZENET_PLACES365,
     description="SqueezeNet v1.1 + batch norm on Places365 (Lasagne weights; runs offline)",
 )

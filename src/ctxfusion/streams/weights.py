@@ -243,3 +243,30 @@ def load_state_dict_checked(
             f"checkpoint {source} does not fit stream {stream_name!r}: {'; '.join(details)}"
         )
     module.load_state_dict(state_dict)
+
+
+def load_state_file(path: str | os.PathLike, stream_name: str) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.safetensors`` file or a torch checkpoint (``weights_only``).
+
+    A checkpoint wrapping its state dict under ``state_dict`` or ``model`` (training scripts)
+    is unwrapped, and DataParallel's ``module.`` prefix is dropped.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} for stream {stream_name!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises several types for a damaged header
+            raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
+    state = load_torch_checkpoint(path)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise WeightsError(f"checkpoint {path} for stream {stream_name!r} holds "
+                           f"{type(state).__name__}, expected a state dict")
+    return {str(k).removeprefix("module."): v for k, v in state.items()}
