@@ -148,7 +148,7 @@ def test_make_attack_validates_settings(trained):
         make_attack("cw", model, 0.1)
     with pytest.raises(ConfigError, match="'stepz'.*valid settings: steps"):
         make_attack("pgd", model, 0.1, stepz=3)
-    with pytest.raises(ConfigError, match="steps must be >= 1"):
+    with pytest.raises(ConfigError, match="setting .steps. = 0: must be >= 1"):
         make_attack("bim", model, 0.1, steps=0)
     with pytest.raises(ConfigError, match="wrong type"):
         make_attack("pgd", model, 0.1, random_start="yes")

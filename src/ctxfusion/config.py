@@ -18,15 +18,19 @@ from typing import Any
 
 import yaml
 
+from ctxfusion.data.kinds import DATASET_KINDS as DATASET_KINDS  # re-exported
+from ctxfusion.data.kinds import DatasetConfig, kind_for_mapping
 from ctxfusion.errors import ConfigError
+from ctxfusion.perturb.attacks import EPS_SPACES
+from ctxfusion.perturb.attacks import ITERATIVE_ATTACKS as WHITEBOX_ATTACKS
+from ctxfusion.perturb.blur import BLUR_MODES
+from ctxfusion.perturb.views import VIEWS
 
-VIEWS = ("full", "context", "object")
-DATASET_KINDS = ("scenes", "coco", "cifar10", "imagefolder", "manifest")
+# Vocabularies owned by the modules that implement them (live views of their registries):
+# VIEWS (perturb.views), DATASET_KINDS (data.kinds), EPS_SPACES and WHITEBOX_ATTACKS (the
+# iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur).
 SUBSETS = ("all", "dissimilar", "similar")
-EPS_SPACES = ("pixel", "normalized")
-BLUR_MODES = ("image", "crop")
 ATTACK_SOURCES = ("fg", "joint")
-WHITEBOX_ATTACKS = ("pgd", "bim", "autoattack")
 ALPHA_REDUCTIONS = ("sum", "mean")
 STEPS = ("blur", "fgsm", "advtrain", "whitebox", "pca")
 NORMALIZATIONS = ("stream", "cifar10", "imagenet")
@@ -59,72 +63,6 @@ class StreamsConfig:
 
     fg: StreamConfig
     bg: StreamConfig
-
-
-@dataclass
-class DatasetConfig:
-    """One dataset: how to build its manifest and how much of it to use.
-
-    kind ``scenes``: the embedded procedural benchmark (context_strength, num_train, num_test).
-    kind ``coco``: any COCO-format JSON + images (annotations, images, optional
-    test_annotations/test_images for a dataset with its own split; ``archive`` is a .tar.gz
-    unpacked once into the cache, paths then relative to it). kind ``cifar10``: official
-    python batches or an ImageFolder tree (root or archive). kind ``manifest``: an existing
-    manifest.json from ``ctxfusion prepare``.
-    """
-
-    name: str
-    kind: str
-    context_strength: float | None = None
-    num_train: int = 2400
-    num_test: int = 800
-    annotations: str | None = None
-    images: str | None = None
-    test_annotations: str | None = None
-    test_images: str | None = None
-    archive: str | None = None
-    root: str | None = None
-    manifest: str | None = None
-    num_classes: int = 24
-    classes: list[str] | None = None
-    instance_rule: str = "image"
-    max_train_per_class: int | None = None
-    max_test_per_class: int | None = None
-    image_size: int | None = None
-    subsets: list[str] = field(default_factory=lambda: list(SUBSETS))
-    steps: list[str] | None = None
-    seed: int = 0
-
-    def validate(self, where: str) -> None:
-        _check_choice(f"{where}.kind", self.kind, DATASET_KINDS)
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
-            raise ConfigError(
-                f"{where}.name = {self.name!r}: use letters, digits, '.', '_' and '-' only"
-            )
-        for i, subset in enumerate(self.subsets):
-            _check_choice(f"{where}.subsets[{i}]", subset, SUBSETS)
-        for i, step in enumerate(self.steps or []):
-            _check_choice(f"{where}.steps[{i}]", step, STEPS)
-        _check_choice(f"{where}.instance_rule", self.instance_rule, ("image", "category"))
-        if self.kind == "scenes":
-            if self.context_strength is None or not 0 <= self.context_strength <= 1:
-                raise ConfigError(
-                    f"{where}.context_strength = {self.context_strength}: "
-                    "a scenes dataset needs a context strength in [0, 1]"
-                )
-        required = {
-            "coco": ("annotations", "images"),
-            "cifar10": (),
-            "imagefolder": ("root",),
-            "manifest": ("manifest",),
-        }.get(self.kind, ())
-        for key in required:
-            if getattr(self, key) is None:
-                raise ConfigError(f"{where}.{key} is required for a dataset of kind {self.kind}")
-        if self.kind == "cifar10" and not (self.root or self.archive):
-            raise ConfigError(f"{where}: a cifar10 dataset needs `root` or `archive`")
-        _check_positive(where, self, "num_train", "num_test", "num_classes",
-                        "max_train_per_class", "max_test_per_class", "image_size")
 
 
 @dataclass
@@ -350,6 +288,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     """Build dataclass ``cls`` from a mapping, checking keys and types recursively."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    if cls is DatasetConfig:  # the class of the dataset's kind, with the keys it takes
+        cls, data = kind_for_mapping(data, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source_path"}
     unknown = sorted(set(data) - set(fields))

@@ -1,9 +1,26 @@
-"""``ctxfusion prepare coco|cifar10|imagefolder``: build a dataset's ``manifest.json``."""
+"""``ctxfusion prepare KIND``: build a dataset's ``manifest.json`` (coco, cifar10, imagefolder).
+
+Every registered dataset kind with ``prepare_options`` gets a sub-subcommand whose options are
+those fields of the kind's config; the config is built and prepared exactly as a
+``ctxfusion run`` dataset is (``ctxfusion.data.kinds.prepare_dataset``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Any
 
+from ctxfusion.data.kinds import (
+    BAD_IMAGE_POLICIES,
+    CHECKS,
+    DATASET_KINDS,
+    dataset_kind,
+    make_dataset_config,
+    prepare_dataset,
+)
 from ctxfusion.data.manifest import format_summary
 from ctxfusion.errors import ConfigError
 
@@ -13,16 +30,6 @@ def _class_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated class names, got {text!r}")
     return names
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from exc
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
 
 
 def _positive(text: str) -> int:
@@ -35,118 +42,83 @@ def _positive(text: str) -> int:
     return value
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder; manifest.json is written there atomically")
-    parser.add_argument("--bad-images", choices=("skip", "error"), default="skip",
-                        help="unreadable or truncated image files: skip them (counted, listed in "
-                        "the manifest's skipped_images) or stop with an error (default: skip)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+def _fraction_parser(check: str) -> Callable[[str], float]:
+    """An argparse type for a number passing the field check ``check`` (e.g. ``(0,1]``)."""
+    test, _ = CHECKS[check]
+    interval = check.replace(",", ", ")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"expected a number in {interval}, got {text!r}") from exc
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_option(parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any,
+                default: Any) -> None:
+    """One ``--field-name`` option from a kind's config field (help, type and checks)."""
+    meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    if base is bool:
+        parser.add_argument(flag, action="store_true", help=meta["help"])
+        return
+    shown = default is not dataclasses.MISSING and default is not None
+    kwargs: dict[str, Any] = {"help": meta["help"] + (f" (default: {default})" if shown else ""),
+                              "required": default is dataclasses.MISSING,
+                              "metavar": meta.get("metavar")}
+    if meta.get("choices"):
+        kwargs["choices"] = meta["choices"]
+    elif typing.get_origin(base) is list:
+        kwargs["type"] = _class_list
+    elif base is int:
+        kwargs["type"] = _positive if meta.get("check") == ">0" else int
+    elif base is float:
+        kwargs["type"] = _fraction_parser(meta["check"]) if meta.get("check") else float
+    parser.add_argument(flag, **kwargs)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the ``coco``, ``cifar10`` and ``imagefolder`` sub-subcommands."""
+    """One sub-subcommand per registered dataset kind with ``prepare_options``; each option
+    is a field of the kind's config (``ctxfusion.data.kinds``)."""
     sub = parser.add_subparsers(dest="dataset_kind", metavar="KIND", required=True)
-    coco = sub.add_parser(
-        "coco", help="COCO-format instances JSON + image folder, pruned as in SPEC section 2",
-        description="Prune a COCO-format dataset (one category, <= 2 instances, foreground "
-        "<= 50%), keep the N classes with most images, split 75/25 (seeded, stratified) or use "
-        "the dataset's own test split, and draw the All/Dissimilar/Similar subsets.")
-    coco.add_argument("--annotations", required=True, metavar="FILE",
-                      help="COCO instances JSON (train split when --test-annotations is given)")
-    coco.add_argument("--images", required=True, metavar="DIR",
-                      help="folder the JSON's file_name entries are relative to")
-    _common(coco)
-    coco.add_argument("--num-classes", type=_positive, metavar="N",
-                      help="keep the N categories with the most surviving (train) images, ties "
-                      "by category id (default: 24)")
-    coco.add_argument("--classes", type=_class_list, metavar="a,b,c",
-                      help="explicit comma-separated class names instead of --num-classes")
-    coco.add_argument("--seed", type=int, default=0,
-                      help="seed of the split and of the subsets (default: 0)")
-    coco.add_argument("--instance-rule", choices=("image", "category"), default="image",
-                      help="image: all annotations of one category and at most --max-instances "
-                      "of them; category: the label (category with the largest box area) has at "
-                      "most --max-instances annotations, other objects are context "
-                      "(default: image)")
-    coco.add_argument("--max-instances", type=_positive, default=2, metavar="K",
-                      help="most instances allowed by the instance rule (default: 2)")
-    coco.add_argument("--max-foreground", type=_fraction, default=0.5, metavar="F",
-                      help="largest allowed fraction of the image covered by the union of the "
-                      "kept boxes (default: 0.5)")
-    coco.add_argument("--crowd", choices=("drop", "ignore"), default="drop",
-                      help="images with an iscrowd annotation: drop them, or ignore the crowd "
-                      "annotations (default: drop)")
-    coco.add_argument("--test-annotations", metavar="FILE",
-                      help="COCO JSON of the dataset's own test split (replaces the random split)")
-    coco.add_argument("--test-images", metavar="DIR",
-                      help="image folder of --test-annotations")
-    coco.add_argument("--test-fraction", type=_fraction, default=0.25, metavar="F",
-                      help="fraction of each class put in test by the random split (default: 0.25)")
-    coco.add_argument("--subset-size", type=_positive, default=8, metavar="K",
-                      help="classes per Dissimilar/Similar subset (default: 8)")
-    coco.add_argument("--name", default="coco", help="dataset name in the manifest (default: coco)")
-    coco.set_defaults(_prepare=_prepare_coco)
-
-    cifar = sub.add_parser(
-        "cifar10", help="CIFAR-10 from the official python batches or an ImageFolder tree",
-        description="CIFAR-10 from ROOT/cifar-10-batches-py (exported once as PNGs into "
-        "OUT/images) or from ROOT/train/<class>/ and ROOT/test/<class>/; official class order.")
-    cifar.add_argument("--root", required=True, metavar="DIR",
-                       help="folder holding cifar-10-batches-py/ or train/ and test/")
-    _common(cifar)
-    cifar.add_argument("--download", action="store_true",
-                       help="download the official python batches into --root (needs internet)")
-    cifar.set_defaults(_prepare=_prepare_cifar10)
-
-    folder = sub.add_parser(
-        "imagefolder", help="any ImageFolder tree (box-free experiments)",
-        description="ROOT/train/<class>/ and ROOT/test/<class>/ (or val/) keep their split; "
-        "otherwise ROOT/<class>/ is split per class at random (seeded).")
-    folder.add_argument("--root", required=True, metavar="DIR", help="the ImageFolder root")
-    _common(folder)
-    folder.add_argument("--test-fraction", type=_fraction, default=0.25, metavar="F",
-                        help="fraction of each class put in test when there is no test/ "
-                        "folder (default: 0.25)")
-    folder.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
-    folder.add_argument("--name", default="imagefolder",
-                        help="dataset name in the manifest (default: imagefolder)")
-    folder.set_defaults(_prepare=_prepare_imagefolder)
-
-
-def _prepare_coco(args: argparse.Namespace):
-    from ctxfusion.data.coco import prepare_coco
-
-    if args.classes and args.num_classes is not None:
-        raise ConfigError("give --classes or --num-classes, not both")
-    return prepare_coco(
-        args.annotations, args.images, args.out, num_classes=args.num_classes or 24,
-        classes=args.classes, seed=args.seed, instance_rule=args.instance_rule,
-        max_instances=args.max_instances, max_foreground=args.max_foreground, crowd=args.crowd,
-        test_annotations=args.test_annotations, test_images=args.test_images,
-        bad_images=args.bad_images, test_fraction=args.test_fraction,
-        subset_size=args.subset_size, dataset=args.name, progress=not args.quiet)
-
-
-def _prepare_cifar10(args: argparse.Namespace):
-    from ctxfusion.data.cifar import prepare_cifar10
-
-    return prepare_cifar10(args.root, args.out, download=args.download,
-                           bad_images=args.bad_images, progress=not args.quiet)
-
-
-def _prepare_imagefolder(args: argparse.Namespace):
-    from ctxfusion.data.imagefolder import prepare_imagefolder
-
-    if args.test_fraction >= 1:
-        raise ConfigError(f"--test-fraction must be below 1, got {args.test_fraction}")
-    return prepare_imagefolder(args.root, args.out, test_fraction=args.test_fraction,
-                               seed=args.seed, bad_images=args.bad_images, dataset=args.name,
-                               progress=not args.quiet)
+    for kind in DATASET_KINDS:
+        cls = dataset_kind(kind)
+        if not cls.prepare_options:
+            continue
+        kind_parser = sub.add_parser(kind, help=cls.summary,
+                                     description=" ".join((cls.__doc__ or "").split()))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        for name in cls.prepare_options:  # the name defaults to the kind's
+            default = kind if name == "name" else fields[name].default
+            _add_option(kind_parser, fields[name], hints[name], default)
+        kind_parser.add_argument(
+            "--out", required=True, metavar="DIR",
+            help="output folder; manifest.json is written there atomically")
+        kind_parser.add_argument(
+            "--bad-images", choices=BAD_IMAGE_POLICIES, default="skip",
+            help="unreadable or truncated image files: skip them (counted, listed in the "
+            "manifest's skipped_images) or stop with an error (default: skip)")
+        kind_parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        kind_parser.set_defaults(_options=cls.prepare_options)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the chosen preparation and print its summary; errors propagate as CtxfusionError."""
-    manifest = args._prepare(args)
+    """Build the kind's config from the options, prepare it through the dispatcher of
+    ``ctxfusion.data.kinds`` (the one ``ctxfusion run`` uses) and print its summary."""
+    values = {name: getattr(args, name) for name in args._options
+              if getattr(args, name) is not None}
+    if values.get("classes") and "num_classes" in values:
+        raise ConfigError("give --classes or --num-classes, not both")
+    values.setdefault("name", args.dataset_kind)
+    config = make_dataset_config(args.dataset_kind, f"prepare {args.dataset_kind}", **values)
+    manifest = prepare_dataset(config, args.out, bad_images=args.bad_images,
+                               progress=not args.quiet)
     print(format_summary(manifest))
     return 0

@@ -37,13 +37,11 @@ from pycocotools.coco import COCO
 from tqdm import tqdm
 
 from ctxfusion.data.images import check_image, resolve_image_path
+from ctxfusion.data.kinds import BAD_IMAGE_POLICIES, CROWD_POLICIES, INSTANCE_RULES
 from ctxfusion.data.manifest import Manifest, choose_subsets, save_manifest, stratified_split
 from ctxfusion.errors import ConfigError, DataError
 from ctxfusion.io import sha256_file
 
-INSTANCE_RULES = ("image", "category")
-CROWD_POLICIES = ("drop", "ignore")
-BAD_IMAGE_POLICIES = ("skip", "error")
 RULES = ("images", "annotated", "no_crowd", "valid_boxes", "instances", "foreground",
          "readable", "selected_classes")
 
@@ -271,30 +269,11 @@ def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
     sources = [("annotations", Path(annotations), Path(images))]
     if test_annotations is not None:
         sources.append(("test_annotations", Path(test_annotations), Path(test_images)))
-    pruning, kept, skipped, cocos = {}, {}, [], {}
-    boxes = {"boxes_clipped": 0, "boxes_dropped": 0}
-    for role, ann_path, img_dir in sources:
-        if not img_dir.is_dir():
-            raise DataError(f"image folder not found: {img_dir} (given for {ann_path})")
-        cocos[role] = coco = load_coco(ann_path)
-        candidates, counts = prune_images(coco, instance_rule=instance_rule,
-                                          max_instances=max_instances,
-                                          max_foreground=max_foreground, crowd=crowd)
-        for key in boxes:
-            boxes[key] += counts.pop(key)
-        kept[role], bad = check_readable(candidates, img_dir, bad_images, role, progress)
-        skipped.extend(bad)
-        pruning[role] = {**counts, "readable": len(kept[role])}
-    train_coco, train_path = cocos["annotations"], sources[0][1]
-    per_category: dict[int, int] = {}
-    for cand in kept["annotations"]:
-        per_category[cand["category_id"]] = per_category.get(cand["category_id"], 0) + 1
-    chosen, notes = _select_classes(per_category, train_coco, num_classes, classes, train_path)
-    names = [train_coco.cats[c]["name"] for c in chosen]
-    supercategories = {train_coco.cats[c]["name"]: train_coco.cats[c].get("supercategory") or
-                       "(none)" for c in chosen}
-    entries = [{**c, "label": train_coco.cats[c["category_id"]]["name"]}
-               for c in kept["annotations"] if c["category_id"] in chosen]
+    rules = {"instance_rule": instance_rule, "max_instances": max_instances,
+             "max_foreground": max_foreground, "crowd": crowd}
+    cocos, kept, skipped, pruning, boxes = _prune_sources(sources, rules, bad_images, progress)
+    names, supercategories, entries, notes = _labelled_entries(
+        kept["annotations"], cocos["annotations"], num_classes, classes, sources[0][1])
     pruning["annotations"]["selected_classes"] = len(entries)
     if test_annotations is None:
         splits, warnings = stratified_split([e["label"] for e in entries], test_fraction, seed)
@@ -302,29 +281,15 @@ def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
         for entry, split in zip(entries, splits, strict=True):
             entry["split"], entry["id"] = split, entry["source_id"]
     else:
-        test_coco = cocos["test_annotations"]
-        test_entries = [{**c, "label": test_coco.cats[c["category_id"]]["name"], "split": "test"}
-                        for c in kept["test_annotations"]
-                        if test_coco.cats[c["category_id"]]["name"] in supercategories]
-        pruning["test_annotations"]["selected_classes"] = len(test_entries)
-        offset = _id_offset(entries, test_entries)
-        if offset:
-            notes.append(f"image ids of {test_annotations} overlap those of {annotations}: "
-                         f"test ids are source_id + {offset}")
-        for entry in entries:
-            entry["split"], entry["id"] = "train", entry["source_id"]
-        for entry in test_entries:
-            entry["id"] = entry["source_id"] + offset
-        entries += test_entries
-    for split in ("train", "test"):
-        if not any(e["split"] == split for e in entries):
-            raise DataError(f"the {split} split ends empty after pruning and class selection "
-                            f"({len(entries)} images in all); use more data, other --classes, "
-                            "or a looser rule (--instance-rule category, --max-foreground)")
+        entries += _own_test_split(entries, kept["test_annotations"], cocos["test_annotations"],
+                                   supercategories, pruning, notes, sources)
+    _check_splits(entries)
     subsets, subset_notes = choose_subsets(names, supercategories, subset_size, seed)
     notes.extend(subset_notes)
     label_order = {name: i for i, name in enumerate(names)}
     entries.sort(key=lambda e: (e["split"] != "train", label_order[e["label"]], e["id"]))
+    paths = {"annotations": annotations, "images": images, "test_annotations": test_annotations,
+             "test_images": test_images}
     manifest = Manifest(
         dataset=dataset, images_dir=str(Path(images).resolve()), classes=names,
         test_images_dir=str(Path(test_images).resolve()) if test_images else None,
@@ -332,20 +297,76 @@ def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
         supercategories=supercategories, has_boxes=True,
         counts={"pruning": pruning, **boxes,
                 "split": {s: sum(e["split"] == s for e in entries) for s in ("train", "test")}},
-        settings={"annotations": str(Path(annotations).resolve()),
-                  "images": str(Path(images).resolve()),
-                  "test_annotations": str(Path(test_annotations).resolve())
-                  if test_annotations else None,
-                  "test_images": str(Path(test_images).resolve()) if test_images else None,
-                  "num_classes": num_classes, "classes": classes, "seed": seed,
-                  "instance_rule": instance_rule, "max_instances": max_instances,
-                  "max_foreground": max_foreground, "crowd": crowd, "bad_images": bad_images,
+        settings={**{key: str(Path(p).resolve()) if p else None for key, p in paths.items()},
+                  "num_classes": num_classes, "classes": classes, "seed": seed, **rules,
+                  "bad_images": bad_images,
                   "test_fraction": None if test_annotations else test_fraction,
                   "subset_size": subset_size},
         source_sha256={role: sha256_file(path) for role, path, _ in sources},
         skipped_images=skipped, notes=notes)
     save_manifest(manifest, out)
     return manifest
+
+
+def _labelled_entries(kept: list[dict], coco: COCO, num_classes: int,
+                      classes: list[str] | None, path: Path
+                      ) -> tuple[list[str], dict[str, str], list[dict], list[str]]:
+    """Rule 7 on the train file: class names, supercategories, labelled entries, notes."""
+    per_category: dict[int, int] = {}
+    for cand in kept:
+        per_category[cand["category_id"]] = per_category.get(cand["category_id"], 0) + 1
+    chosen, notes = _select_classes(per_category, coco, num_classes, classes, path)
+    names = [coco.cats[c]["name"] for c in chosen]
+    supercategories = {coco.cats[c]["name"]: coco.cats[c].get("supercategory") or "(none)"
+                       for c in chosen}
+    entries = [{**c, "label": coco.cats[c["category_id"]]["name"]}
+               for c in kept if c["category_id"] in chosen]
+    return names, supercategories, entries, notes
+
+
+def _prune_sources(sources: list[tuple[str, Path, Path]], rules: dict[str, Any],
+                   bad_images: str, progress: bool) -> tuple[dict, dict, list, dict, dict]:
+    """Rules 1-6 on each annotation file: its COCO, kept candidates, skipped files, counts."""
+    cocos, kept, skipped, pruning = {}, {}, [], {}
+    boxes = {"boxes_clipped": 0, "boxes_dropped": 0}
+    for role, ann_path, img_dir in sources:
+        if not img_dir.is_dir():
+            raise DataError(f"image folder not found: {img_dir} (given for {ann_path})")
+        cocos[role] = coco = load_coco(ann_path)
+        candidates, counts = prune_images(coco, **rules)
+        for key in boxes:
+            boxes[key] += counts.pop(key)
+        kept[role], bad = check_readable(candidates, img_dir, bad_images, role, progress)
+        skipped.extend(bad)
+        pruning[role] = {**counts, "readable": len(kept[role])}
+    return cocos, kept, skipped, pruning, boxes
+
+
+def _own_test_split(entries: list[dict], candidates: list[dict], test_coco: COCO,
+                    supercategories: dict[str, str], pruning: dict, notes: list[str],
+                    sources: list[tuple[str, Path, Path]]) -> list[dict]:
+    """The test entries of the dataset's own test file (chosen classes); ids kept apart."""
+    test_entries = [{**c, "label": test_coco.cats[c["category_id"]]["name"], "split": "test"}
+                    for c in candidates
+                    if test_coco.cats[c["category_id"]]["name"] in supercategories]
+    pruning["test_annotations"]["selected_classes"] = len(test_entries)
+    offset = _id_offset(entries, test_entries)
+    if offset:
+        notes.append(f"image ids of {sources[1][1]} overlap those of {sources[0][1]}: "
+                     f"test ids are source_id + {offset}")
+    for entry in entries:
+        entry["split"], entry["id"] = "train", entry["source_id"]
+    for entry in test_entries:
+        entry["id"] = entry["source_id"] + offset
+    return test_entries
+
+
+def _check_splits(entries: list[dict]) -> None:
+    for split in ("train", "test"):
+        if not any(e["split"] == split for e in entries):
+            raise DataError(f"the {split} split ends empty after pruning and class selection "
+                            f"({len(entries)} images in all); use more data, other --classes, "
+                            "or a looser rule (--instance-rule category, --max-foreground)")
 
 
 def _entry(cand: dict, subsets: dict[str, list[str]]) -> dict:
@@ -372,9 +393,10 @@ def _check_settings(num_classes: int, instance_rule: str, max_instances: int,
          f"instance_rule {instance_rule!r} is not valid; valid: {', '.join(INSTANCE_RULES)}"),
         (max_instances >= 1, f"max_instances must be >= 1, got {max_instances}"),
         (0 < max_foreground <= 1, f"max_foreground must be in (0, 1], got {max_foreground}"),
-        (crowd in CROWD_POLICIES, f"crowd {crowd!r} is not valid; valid: drop, ignore"),
+        (crowd in CROWD_POLICIES,
+         f"crowd {crowd!r} is not valid; valid: {', '.join(CROWD_POLICIES)}"),
         (bad_images in BAD_IMAGE_POLICIES,
-         f"bad_images {bad_images!r} is not valid; valid: skip, error"),
+         f"bad_images {bad_images!r} is not valid; valid: {', '.join(BAD_IMAGE_POLICIES)}"),
         (0 < test_fraction < 1, f"test_fraction must be in (0, 1), got {test_fraction}"),
         (subset_size >= 1, f"subset_size must be >= 1, got {subset_size}"),
         ((test_annotations is None) == (test_images is None),

@@ -15,6 +15,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from tqdm import tqdm
 
 from ctxfusion.data.images import check_image
+from ctxfusion.data.kinds import BAD_IMAGE_POLICIES
 from ctxfusion.data.manifest import Manifest, save_manifest, stratified_split
 from ctxfusion.errors import ConfigError, DataError
 
@@ -62,8 +63,9 @@ def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
         raise DataError(f"image folder not found: {root}")
     if not 0 < test_fraction < 1:
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if bad_images not in ("skip", "error"):
-        raise ConfigError(f"bad_images {bad_images!r} is not valid; valid: skip, error")
+    if bad_images not in BAD_IMAGE_POLICIES:
+        raise ConfigError(f"bad_images {bad_images!r} is not valid; "
+                          f"valid: {', '.join(BAD_IMAGE_POLICIES)}")
     test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
     train_dir = root / "train" if (root / "train").is_dir() else root
     own_split = train_dir != root and test_dir is not None
@@ -71,24 +73,10 @@ def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
     listed = {"train": _list_images(train_dir, classes, root)}
     if own_split:
         listed["test"] = _list_images(test_dir, classes, root)
-    entries, skipped, pruning = [], [], {}
-    for role, files in listed.items():
-        kept = 0
-        for rel, label in tqdm(files, desc=f"checking {role} images", disable=not progress,
-                               leave=False):
-            result = check_image(root / rel, decode=decode_images)
-            if not result.ok:
-                if bad_images == "error":
-                    raise DataError(f"image {root / rel}: {result.error} "
-                                    "(use --bad-images skip to skip such files)")
-                skipped.append({"file_name": rel, "role": role, "reason": result.error})
-                continue
-            kept += 1
-            entries.append({"file_name": rel, "label": label, "boxes": [], "split": role,
-                            "width": result.width, "height": result.height})
-        pruning[role if own_split else "all"] = {"files": len(files), "readable": kept}
-    notes = []
+    entries, skipped, pruning = _check_files(root, listed, bad_images, progress, decode_images)
+    notes: list[str] = []
     if not own_split:
+        pruning = {"all": pruning["train"]}
         splits, notes = stratified_split([e["label"] for e in entries], test_fraction, seed)
         for entry, split in zip(entries, splits, strict=True):
             entry["split"] = split
@@ -115,3 +103,25 @@ def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
         skipped_images=skipped, notes=notes)
     save_manifest(manifest, out)
     return manifest
+
+
+def _check_files(root: Path, listed: dict[str, list[tuple[str, str]]], bad_images: str,
+                 progress: bool, decode: bool) -> tuple[list[dict], list[dict], dict]:
+    """Entries of the readable files per role, the skipped ones, and the counts per role."""
+    entries, skipped, pruning = [], [], {}
+    for role, files in listed.items():
+        kept = 0
+        for rel, label in tqdm(files, desc=f"checking {role} images", disable=not progress,
+                               leave=False):
+            result = check_image(root / rel, decode=decode)
+            if not result.ok:
+                if bad_images == "error":
+                    raise DataError(f"image {root / rel}: {result.error} "
+                                    "(use --bad-images skip to skip such files)")
+                skipped.append({"file_name": rel, "role": role, "reason": result.error})
+                continue
+            kept += 1
+            entries.append({"file_name": rel, "label": label, "boxes": [], "split": role,
+                            "width": result.width, "height": result.height})
+        pruning[role] = {"files": len(files), "readable": kept}
+    return entries, skipped, pruning

@@ -171,13 +171,10 @@ def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) 
 
 
 def _attack_settings(ctx: RunContext, name: str, model: FusionClassifier) -> dict:
-    """The config's settings that the named torchattacks-backed attack takes."""
-    cfg = ctx.config.whitebox
-    return {
-        "pgd": {"steps": cfg.steps, "restarts": cfg.restarts},
-        "bim": {"steps": cfg.steps},
-        "autoattack": {"num_classes": model.head.out_features},
-    }.get(name, {})
+    """The config's settings that the named attack takes (each attack declares them)."""
+    from ctxfusion.perturb.attacks import attack_class
+
+    return attack_class(name).settings_from(ctx.config.whitebox, model.head.out_features)
 
 
 def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: torch.Tensor,

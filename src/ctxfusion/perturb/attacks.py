@@ -1,4 +1,8 @@
-"""FGSM with one gradient for a whole eps sweep; iterative attacks through torchattacks.
+"""FGSM with one gradient for a whole eps sweep; registered attacks through torchattacks.
+
+Each attack is a class registered with ``@register_attack`` (:mod:`.attack_registry`):
+``fgsm``, ``bim``, ``pgd``, ``autoattack``; ``make_attack(name, model, eps, **settings)``
+validates the settings with the attack's own declaration and builds it.
 
 Threat model: L-inf, eps in [0,1] pixel space (models normalise inside ``forward``). The
 paper's eps lives on the normalised input; ``eps_to_pixel(eps, "normalized", std)`` converts
@@ -8,17 +12,32 @@ it (per channel: an L-inf ball of radius eps in normalised space is eps * std_c 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-import torchattacks
 from torch import nn
 
 from ..errors import ConfigError
+from .attack_registry import (
+    ATTACKS,
+    ITERATIVE_ATTACKS,
+    Attack,
+    AttackFn,
+    Setting,
+    attack_class,
+    register_attack,
+    unregister_attack,
+)
+
+if TYPE_CHECKING:
+    import torchattacks
 
 EPS_SPACES = ("pixel", "normalized")
-ATTACKS = ("fgsm", "bim", "pgd", "autoattack")
+__all__ = ["ATTACKS", "EPS_SPACES", "ITERATIVE_ATTACKS", "Attack", "AttackFn", "Setting",
+           "attack_class", "eps_to_normalized", "eps_to_pixel", "fgsm_direction", "fgsm_sweep",
+           "make_attack", "register_attack", "unregister_attack"]
 
 Eps = float | torch.Tensor
 
@@ -127,71 +146,100 @@ class RestartedAttack:
         return best
 
 
-_SETTINGS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "fgsm": {},
-    "bim": {"steps": int, "alpha": (int, float)},
-    "pgd": {"steps": int, "alpha": (int, float), "random_start": bool, "restarts": int,
-            "seed": int},
-    "autoattack": {"num_classes": int, "version": str, "seed": int},
-}
+@register_attack("fgsm")
+class Fgsm(Attack):
+    """One signed-gradient step of size eps (torchattacks.FGSM); no settings."""
+
+    @classmethod
+    def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
+        import torchattacks
+
+        return torchattacks.FGSM(model, eps=eps)
 
 
-def _validate(name: str, settings: dict) -> None:
-    allowed = _SETTINGS[name]
-    for key, value in settings.items():
-        if key not in allowed:
-            valid = ", ".join(allowed) or "none"
-            raise ConfigError(f"attack {name!r}: unknown setting {key!r}; valid settings: {valid}")
-        kind = allowed[key]
-        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-            raise ConfigError(f"attack {name!r}: setting {key!r} has the wrong type: {value!r}")
-    for key in ("steps", "restarts", "num_classes"):
-        if key in settings and settings[key] < 1:
-            raise ConfigError(f"attack {name!r}: {key} must be >= 1, got {settings[key]}")
-    if "alpha" in settings and not settings["alpha"] > 0:
-        raise ConfigError(
-            f"attack {name!r}: alpha (step size) must be > 0, got {settings['alpha']}"
-        )
-    if name == "autoattack":
-        if "num_classes" not in settings:
-            raise ConfigError("attack 'autoattack' needs the setting num_classes (int >= 2)")
-        if settings.get("version", "standard") not in ("standard", "plus", "rand"):
-            raise ConfigError(
-                f"attack 'autoattack': version {settings['version']!r} is unknown; "
-                "valid: standard, plus, rand"
-            )
+_STEPS = Setting(int, default=10, minimum=1)
+_ALPHA = Setting((int, float), minimum=0, exclusive=True)  # default eps / 4
+_SEED = Setting(int, default=0)
 
 
-def make_attack(name: str, model: nn.Module, eps: float,
-                **settings) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+@register_attack("bim")
+class Bim(Attack):
+    """Basic iterative method: ``steps`` signed steps of ``alpha`` (default eps / 4)."""
+
+    iterative = True
+    settings = {"steps": _STEPS, "alpha": _ALPHA}
+
+    @classmethod
+    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
+        return {"steps": whitebox.steps}
+
+    @classmethod
+    def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
+        import torchattacks
+
+        alpha = float(settings["alpha"] or eps / 4)
+        return torchattacks.BIM(model, eps=eps, alpha=alpha, steps=settings["steps"])
+
+
+@register_attack("pgd")
+class Pgd(Attack):
+    """PGD with a random start, best of ``restarts`` seeded restarts (:class:`RestartedAttack`)."""
+
+    iterative = True
+    settings = {"steps": _STEPS, "alpha": _ALPHA, "random_start": Setting(bool, default=True),
+                "restarts": Setting(int, default=1, minimum=1), "seed": _SEED}
+
+    @classmethod
+    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
+        return {"steps": whitebox.steps, "restarts": whitebox.restarts}
+
+    @classmethod
+    def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
+        import torchattacks
+
+        alpha = float(settings["alpha"] or eps / 4)
+        attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=settings["steps"],
+                                  random_start=settings["random_start"])
+        return RestartedAttack(attack, model, settings["restarts"], settings["seed"])
+
+
+@register_attack("autoattack")
+class AutoAttack(Attack):
+    """torchattacks.AutoAttack, norm Linf: APGD-CE, APGD-T, FAB-T and Square (5000 queries).
+
+    Minutes per batch on a CPU: use a GPU or a small evaluation subset.
+    """
+
+    iterative = True
+    settings = {"num_classes": Setting(int, minimum=2, required=True),
+                "version": Setting(str, default="standard", choices=("standard", "plus", "rand")),
+                "seed": _SEED}
+
+    @classmethod
+    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
+        return {"num_classes": num_classes}
+
+    @classmethod
+    def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
+        import torchattacks
+
+        return torchattacks.AutoAttack(model, norm="Linf", eps=eps, version=settings["version"],
+                                       n_classes=settings["num_classes"], seed=settings["seed"])
+
+
+def make_attack(name: str, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
     """A white-box L-inf attack ``attack(images, labels) -> adversarial images`` (pixel space).
 
-    ``fgsm``; ``bim`` (steps=10, alpha=eps/4); ``pgd`` (steps=10, alpha=eps/4,
-    random_start=True, restarts=1, seed=0); ``autoattack`` (num_classes required,
-    version="standard", seed=0): torchattacks.AutoAttack, norm Linf. AutoAttack runs
-    APGD-CE, APGD-T, FAB-T and Square (5000 queries): minutes per batch on a CPU, use a GPU
-    or a small evaluation subset. eps must be a float in pixel space.
+    ``name`` is a registered attack (``ATTACKS``: ``fgsm``; ``bim`` (steps=10, alpha=eps/4);
+    ``pgd`` (steps=10, alpha=eps/4, random_start=True, restarts=1, seed=0); ``autoattack``
+    (num_classes required, version="standard", seed=0)); each validates its own settings.
+    eps must be a float in pixel space.
     """
-    if name not in ATTACKS:
-        raise ConfigError(f"unknown attack {name!r}; valid attacks: {', '.join(ATTACKS)}")
+    cls = attack_class(name)
     if isinstance(eps, bool) or not (isinstance(eps, int | float) and math.isfinite(eps)
                                      and eps >= 0):
         raise ConfigError(
             f"attack {name!r}: eps must be a number >= 0 in pixel space, got {eps!r} "
             "(per-channel eps is supported by fgsm_sweep only)"
         )
-    _validate(name, settings)
-    eps = float(eps)
-    if name == "fgsm":
-        return torchattacks.FGSM(model, eps=eps)
-    steps = settings.get("steps", 10)
-    alpha = float(settings.get("alpha", eps / 4))
-    if name == "bim":
-        return torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps)
-    if name == "pgd":
-        attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps,
-                                  random_start=settings.get("random_start", True))
-        return RestartedAttack(attack, model, settings.get("restarts", 1), settings.get("seed", 0))
-    return torchattacks.AutoAttack(model, norm="Linf", eps=eps,
-                                   version=settings.get("version", "standard"),
-                                   n_classes=settings["num_classes"], seed=settings.get("seed", 0))
+    return cls.build(model, float(eps), **cls.check(settings))

@@ -1,5 +1,8 @@
 """What part of the image a stream sees: ``full``, ``context`` or ``object`` (DESIGN: views).
 
+Views are registered by name with ``@register_view(name, needs_boxes=...)``; ``make_view``
+looks them up and ``VIEWS`` lists them (the config accepts any registered view).
+
 A view is applied inside the model, before its stream, so attacks still see one
 differentiable module (``FusionClassifier(views=[make_view("context"), None])``).
 
@@ -16,7 +19,7 @@ Boxes follow the pixel-centre rule of :mod:`ctxfusion.perturb.blur`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, KeysView, Sequence
 
 import torch
 from torchvision.ops import roi_align
@@ -24,12 +27,57 @@ from torchvision.ops import roi_align
 from ..errors import ConfigError
 from .blur import _check_boxes, boxes_mask
 
-VIEWS = ("full", "context", "object")
 CONTEXT_FALLBACK_FILL = 0.5
 
 View = Callable[[torch.Tensor, Sequence[torch.Tensor] | None], torch.Tensor]
 
+_VIEWS: dict[str, View] = {}
+#: the registered view names (a live view of the registry, in registration order)
+VIEWS: KeysView[str] = _VIEWS.keys()
 
+
+def register_view(name: str, *, needs_boxes: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator: register ``fn(images, boxes) -> images`` as the view ``name``.
+
+    ``needs_boxes``: the view reads the batch's boxes; without them it raises a ConfigError
+    saying how to bind them. Returns ``fn`` unchanged.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        if name in _VIEWS:
+            raise ValueError(f"view {name!r} is already registered")
+        _VIEWS[name] = _needs_boxes(name, fn) if needs_boxes else fn
+        return fn
+
+    return decorate
+
+
+def _needs_boxes(name: str, fn: Callable) -> View:
+    def view(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None) -> torch.Tensor:
+        if boxes is None:
+            raise ConfigError(
+                f"view {name!r} needs the batch's boxes; bind them with "
+                "FusionClassifier.with_boxes(boxes) (a list of (K,4) tensors, empty for none)"
+            )
+        return fn(images, boxes)
+
+    view.__name__ = f"{name}_view"
+    view.__doc__ = fn.__doc__
+    return view
+
+
+def unregister_view(name: str) -> None:
+    """Remove a registered view (tests register toy ones)."""
+    _VIEWS.pop(name, None)
+
+
+@register_view("full")
+def _full(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """The image itself."""
+    return images
+
+
+@register_view("context", needs_boxes=True)
 def context_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
     """Fill the boxes with the mean colour of the pixels outside them (per image, per channel)."""
     _check_boxes(images, boxes)
@@ -59,6 +107,7 @@ def enclosing_boxes(boxes: Sequence[torch.Tensor], height: int, width: int) -> t
     return torch.stack(rects) if rects else torch.zeros(0, 4)
 
 
+@register_view("object", needs_boxes=True)
 def object_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
     """Crop each image to its boxes' enclosing rectangle and resize it to the input size."""
     _check_boxes(images, boxes)
@@ -73,33 +122,12 @@ def object_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Te
 
 def apply_view(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None,
                view: str) -> torch.Tensor:
-    """Apply the named view (``full``, ``context`` or ``object``) to a batch."""
+    """Apply the named view (``full``, ``context``, ``object`` or a registered one) to a batch."""
     return make_view(view)(images, boxes)
 
 
 def make_view(name: str) -> View:
     """The view ``name`` as a callable ``(images, boxes) -> images`` for ``FusionClassifier``."""
-    if name == "full":
-        return _full
-    if name == "context":
-        return _needs_boxes("context", context_view)
-    if name == "object":
-        return _needs_boxes("object", object_view)
-    raise ConfigError(f"unknown view {name!r}; valid views: {', '.join(VIEWS)}")
-
-
-def _full(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-    return images
-
-
-def _needs_boxes(name: str, fn: Callable) -> View:
-    def view(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None) -> torch.Tensor:
-        if boxes is None:
-            raise ConfigError(
-                f"view {name!r} needs the batch's boxes; bind them with "
-                "FusionClassifier.with_boxes(boxes) (a list of (K,4) tensors, empty for none)"
-            )
-        return fn(images, boxes)
-
-    view.__name__ = f"{name}_view"
-    return view
+    if name not in _VIEWS:
+        raise ConfigError(f"unknown view {name!r}; valid views: {', '.join(_VIEWS)}")
+    return _VIEWS[name]
