@@ -12,13 +12,13 @@ import pytest
 from ctxfusion import cli
 from ctxfusion.report.claims import evaluate_run, render_markdown
 from ctxfusion.report.html import build_report
-from ctxfusion.report.rundir import infer_threat
 from ctxfusion.schema import (
     CLAIM_COLUMNS,
     DIFFERENCE_COLUMNS,
     RESULT_COLUMNS,
     VERDICTS,
     WEIGHT_COLUMNS,
+    infer_threat,
 )
 from ctxfusion.stats import wilson_interval
 

@@ -17,9 +17,8 @@ from ctxfusion import cli
 from ctxfusion.errors import DataError
 from ctxfusion.report import build_report, classifier_style, load_run, make_figures
 from ctxfusion.report.html import format_accuracy, format_level
-from ctxfusion.report.rundir import infer_threat
 from ctxfusion.report.style import ClassifierName, Palette, parse_classifier
-from ctxfusion.schema import DIFFERENCE_COLUMNS, RESULT_COLUMNS, WEIGHT_COLUMNS
+from ctxfusion.schema import DIFFERENCE_COLUMNS, RESULT_COLUMNS, WEIGHT_COLUMNS, infer_threat
 from ctxfusion.stats import wilson_interval
 
 SIGMAS = [0.001, 2.0, 5.0, 10.0, 45.0]

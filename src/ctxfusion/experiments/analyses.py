@@ -14,6 +14,7 @@ from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.sweeps import SplitData, blurred_features
 from ctxfusion.io import atomic_write_bytes
 from ctxfusion.perturb.blur import blur_inside_boxes
+from ctxfusion.schema import PcaRow, RunPaths
 
 
 def pca_rows(ctx: RunContext, dataset: str, manifest: Manifest, test: SplitData,
@@ -37,11 +38,11 @@ def pca_rows(ctx: RunContext, dataset: str, manifest: Manifest, test: SplitData,
         blur_2d = pca.transform(blurred[key][rows].numpy())
         for condition, points in (("clean", clean_2d), ("blur", blur_2d)):
             for row, (pc1, pc2) in zip(rows, points, strict=True):
-                ctx.recorder.pca.append({
-                    "dataset": dataset, "stream": role, "condition": condition,
-                    "label": manifest.classes[int(test.labels[row])],
-                    "pc1": float(pc1), "pc2": float(pc2),
-                })
+                ctx.recorder.pca.append(PcaRow(
+                    dataset=dataset, stream=role, condition=condition,
+                    label=manifest.classes[int(test.labels[row])],
+                    pc1=float(pc1), pc2=float(pc2),
+                ))
     ctx.recorder.info.setdefault("pca", {})[dataset] = {"sigma": cfg.sigma,
                                                         "classes": len(classes)}
 
@@ -68,5 +69,5 @@ def blur_example(ctx: RunContext, dataset: str, test: SplitData) -> None:
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    atomic_write_bytes(ctx.out / "examples" / f"blur_example_{dataset}.png", buffer.getvalue())
+    atomic_write_bytes(RunPaths(ctx.out).blur_example(dataset), buffer.getvalue())
     ctx.recorder.info.setdefault("examples", {})[dataset] = {"blur_sigma": sigma, "mode": mode}

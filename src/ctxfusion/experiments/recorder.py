@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import platform
 import sys
@@ -13,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -21,17 +19,14 @@ import yaml
 from ctxfusion.experiments.differences import Outcome, OutcomeKey, paired_differences
 from ctxfusion.io import atomic_write_text
 from ctxfusion.schema import (
-    CONFIG_YAML,
-    DIFFERENCE_COLUMNS,
-    DIFFERENCES_CSV,
-    PCA_COLUMNS,
-    PCA_CSV,
-    RESULT_COLUMNS,
-    RESULTS_CSV,
-    RESULTS_JSON,
-    RUN_JSON,
-    WEIGHT_COLUMNS,
-    WEIGHTS_CSV,
+    DifferenceRow,
+    PcaRow,
+    ResultRow,
+    RunInfo,
+    RunPaths,
+    WeightRow,
+    csv_text,
+    record_dict,
 )
 from ctxfusion.stats import wilson_interval
 
@@ -57,20 +52,17 @@ def describe_device(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """Write ``rows`` as CSV with a fixed column order, atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
-    atomic_write_text(path, buffer.getvalue())
+R = TypeVar("R")
 
 
-def _fmt(value: Any) -> Any:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value
+def write_records(path: Path, record_type: type[R], records: list[R]) -> Path:
+    """Write ``records`` as CSV (the record type's columns), atomically."""
+    return atomic_write_text(path, csv_text(record_type, records))
+
+
+def as_records(record_type: type[R], items: list[R | dict[str, Any]]) -> list[R]:
+    """``items`` as records; dicts (appended by older callers) are converted by column."""
+    return [item if isinstance(item, record_type) else record_type(**item) for item in items]
 
 
 @dataclass
@@ -80,11 +72,11 @@ class RunRecorder:
     out: Path
     experiment: str
     started: float = field(default_factory=time.time)
-    results: list[dict[str, Any]] = field(default_factory=list)
-    differences: list[dict[str, Any]] = field(default_factory=list)
+    results: list[ResultRow] = field(default_factory=list)
+    differences: list[DifferenceRow] = field(default_factory=list)
     outcomes: dict[OutcomeKey, Outcome] = field(default_factory=dict)
-    weights: list[dict[str, Any]] = field(default_factory=list)
-    pca: list[dict[str, Any]] = field(default_factory=list)
+    weights: list[WeightRow] = field(default_factory=list)
+    pca: list[PcaRow] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -99,19 +91,18 @@ class RunRecorder:
         correct = correct.detach().cpu().bool()
         n, hits = len(correct), int(correct.sum())
         low, high = wilson_interval(hits, n)
-        self.results.append({
-            "experiment": self.experiment, "dataset": dataset, "subset": subset,
-            "classifier": classifier, "source": source, "threat": threat,
-            "perturbation": perturbation, "level": level, "seed": seed,
-            "accuracy": hits / n if n else float("nan"), "ci_low": low, "ci_high": high, "n": n,
-        })
+        self.results.append(ResultRow(
+            experiment=self.experiment, dataset=dataset, subset=subset, classifier=classifier,
+            source=source, threat=threat, perturbation=perturbation, level=level, seed=seed,
+            accuracy=hits / n if n else float("nan"), ci_low=low, ci_high=high, n=n,
+        ))
         key = OutcomeKey(dataset, subset, classifier, source, threat, perturbation, level, seed)
         self.outcomes[key] = Outcome(rows.detach().cpu(), correct)
 
     def compare(self, dataset: str) -> None:
         """Add the paired differences of ``dataset``'s results (see ``differences``)."""
         mine = {k: v for k, v in self.outcomes.items() if k.dataset == dataset}
-        self.differences += [{"experiment": self.experiment, **row}
+        self.differences += [DifferenceRow(experiment=self.experiment, **row)
                              for row in paired_differences(mine)]
 
     @contextmanager
@@ -128,22 +119,17 @@ class RunRecorder:
             self.notes.append(text)
             print(f"note: {text}", file=sys.stderr)
 
-    def write_config(self, config_dict: dict[str, Any]) -> None:
-        atomic_write_text(self.out / CONFIG_YAML, yaml.safe_dump(config_dict, sort_keys=False))
+    @property
+    def paths(self) -> RunPaths:
+        """The run directory's files."""
+        return RunPaths(self.out)
 
-    def write(self) -> None:
-        """Write results.csv/json, differences.csv, weights.csv, pca.csv and run.json (each
-        atomically)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_csv(self.out / RESULTS_CSV, RESULT_COLUMNS, self.results)
-        rows = [{k: r.get(k, "") for k in RESULT_COLUMNS} for r in self.results]
-        atomic_write_text(self.out / RESULTS_JSON, json.dumps(rows, indent=1))
-        if self.differences:
-            write_csv(self.out / DIFFERENCES_CSV, DIFFERENCE_COLUMNS, self.differences)
-        if self.weights:
-            write_csv(self.out / WEIGHTS_CSV, WEIGHT_COLUMNS, self.weights)
-        if self.pca:
-            write_csv(self.out / PCA_CSV, PCA_COLUMNS, self.pca)
+    def write_config(self, config_dict: dict[str, Any]) -> None:
+        atomic_write_text(self.paths.config_yaml,
+                          yaml.safe_dump(config_dict, sort_keys=False))
+
+    def run_info(self) -> RunInfo:
+        """run.json's content so far (``info`` checked against :class:`RunInfo`)."""
         finished = time.time()
         run = {
             "experiment": self.experiment,
@@ -154,7 +140,24 @@ class RunRecorder:
             **self.info,
             "notes": self.notes,
         }
-        atomic_write_text(self.out / RUN_JSON, json.dumps(run, indent=1, default=str))
+        plain = json.loads(json.dumps(run, default=str))  # paths, tuples: as JSON has them
+        return RunInfo.from_json(plain, f"{self.paths.run_json} (being written)")
+
+    def write(self) -> None:
+        """Write results.csv/json, differences.csv, weights.csv, pca.csv and run.json (each
+        atomically)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        paths = self.paths
+        results = as_records(ResultRow, self.results)
+        write_records(paths.results_csv, ResultRow, results)
+        atomic_write_text(paths.results_json,
+                          json.dumps([record_dict(r) for r in results], indent=1))
+        tables = ((paths.differences_csv, DifferenceRow, self.differences),
+                  (paths.weights_csv, WeightRow, self.weights), (paths.pca_csv, PcaRow, self.pca))
+        for path, record_type, items in tables:
+            if items:
+                write_records(path, record_type, as_records(record_type, items))
+        atomic_write_text(paths.run_json, json.dumps(self.run_info().to_json(), indent=1))
 
 
 def _iso(timestamp: float) -> str:

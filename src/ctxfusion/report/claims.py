@@ -55,29 +55,14 @@ Per claim
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass
 from pathlib import Path
 
 from ctxfusion.io import atomic_write_text
 from ctxfusion.report.claims_rules import CLAIMS, NA, RULES, Judge, Verdict, combine
 from ctxfusion.report.rundir import RunData, load_run
-from ctxfusion.schema import CLAIM_COLUMNS, CLAIMS_CSV, CLAIMS_MD
+from ctxfusion.schema import ClaimRow, RunPaths, csv_text
 
 __all__ = ["CLAIMS", "ClaimRow", "evaluate_run", "render_markdown", "write_claims"]
-
-
-@dataclass(frozen=True)
-class ClaimRow:
-    """One row of claims.csv: a claim's verdict on one dataset of one run."""
-
-    claim: str
-    text: str
-    run: str
-    dataset: str
-    verdict: str
-    evidence: str
 
 
 def over_seeds(run: RunData, dataset: str, claim: str) -> Verdict:
@@ -116,12 +101,7 @@ def evaluate_run(run: RunData | str | Path, name: str | None = None) -> list[Cla
 
 def render_csv(rows: list[ClaimRow]) -> str:
     """claims.csv text (columns :data:`ctxfusion.schema.CLAIM_COLUMNS`)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CLAIM_COLUMNS)
-    for row in rows:
-        writer.writerow([getattr(row, c) for c in CLAIM_COLUMNS])
-    return buffer.getvalue()
+    return csv_text(ClaimRow, rows)
 
 
 def _md(text: str) -> str:
@@ -152,7 +132,7 @@ def render_markdown(rows: list[ClaimRow]) -> str:
 
 def write_claims(rows: list[ClaimRow], out: str | Path) -> tuple[Path, Path]:
     """Write claims.csv and claims.md into ``out`` (created if needed); return their paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return (atomic_write_text(out / CLAIMS_CSV, render_csv(rows)),
-            atomic_write_text(out / CLAIMS_MD, render_markdown(rows)))
+    paths = RunPaths(Path(out))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    return (atomic_write_text(paths.claims_csv, render_csv(rows)),
+            atomic_write_text(paths.claims_md, render_markdown(rows)))

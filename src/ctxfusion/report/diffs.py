@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ctxfusion.report.rundir import DifferenceRow, RunData
+from ctxfusion.report.rundir import RunData
 from ctxfusion.report.select import point
+from ctxfusion.schema import DifferenceRow
 
 
 @dataclass(frozen=True)

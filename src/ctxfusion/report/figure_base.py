@@ -147,7 +147,7 @@ class FigureBuilder:
 
     def add(self, fig: plt.Figure, figure: str, dataset: str | None, caption: str,
             file_stem: str | None = None) -> None:
-        path = save_png(fig, self.run.run_dir / f"{file_stem or self.name(figure, dataset)}.png")
+        path = save_png(fig, self.run.paths.figure(file_stem or self.name(figure, dataset)))
         self.out.produced.append(FigureRecord(figure, dataset, path, caption))
 
     def skip(self, figure: str, dataset: str | None, reason: str,

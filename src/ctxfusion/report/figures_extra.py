@@ -36,8 +36,8 @@ def _gain(builder: FigureBuilder, dataset: str, subset: str, perturbation: str,
 @run_figure(order=7)
 def context_strength_figure(builder: FigureBuilder) -> None:
     """figS1: fusion gain (joint - fg) under blur and clean vs the datasets' context strength."""
-    strengths = {d: builder.run.dataset_info(d).get("context_strength") for d in builder.datasets}
-    strengths = {d: float(s) for d, s in strengths.items() if isinstance(s, int | float)}
+    strengths = {d: float(s) for d in builder.datasets
+                 if (s := builder.run.dataset_info(d).context_strength) is not None}
     stem = "figS1_context_strength"
     if len(strengths) < 2:
         return builder.skip("figS1", None, "fewer than two datasets carry a context_strength "

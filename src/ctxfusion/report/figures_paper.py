@@ -79,7 +79,7 @@ def fig3(builder: FigureBuilder, dataset: str) -> None:
 @dataset_figure(order=3.5)
 def fig3b(builder: FigureBuilder, dataset: str) -> None:
     """Fig. 3b: an example image blurred inside its box."""
-    path = builder.run.run_dir / "examples" / f"blur_example_{dataset}.png"
+    path = builder.run.paths.blur_example(dataset)
     if not path.is_file():
         return builder.skip("fig3b", dataset, f"{path.relative_to(builder.run.run_dir)} not found"
                          + ("" if builder.run.has_boxes(dataset) else " (box-free dataset)"))
@@ -88,9 +88,8 @@ def fig3b(builder: FigureBuilder, dataset: str) -> None:
             pixels = np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as exc:
         return builder.skip("fig3b", dataset, f"{path} is not a readable image: {exc}")
-    example = (builder.run.run_info.get("examples") or {}).get(dataset) or {}
-    sigma = example.get("blur_sigma")
-    sigma_text = f"sigma = {sigma:g} px" if isinstance(sigma, int | float) else "large sigma"
+    sigma = builder.run.info.example(dataset).blur_sigma
+    sigma_text = f"sigma = {sigma:g} px" if sigma is not None else "large sigma"
     fig, ax = plt.subplots(figsize=(8, 4.2))
     ax.imshow(pixels)
     ax.axis("off")

@@ -24,10 +24,12 @@ from ctxfusion.report.html_sections import (
     conventions_section,
     differences_section,
     esc,
+    known,
 )
-from ctxfusion.report.rundir import ResultRow, RunData, load_run
+from ctxfusion.report.rundir import RunData, load_run
 from ctxfusion.report.select import aggregate, pick
 from ctxfusion.report.style import classifier_sort_key
+from ctxfusion.schema import ResultRow, ThreatModel
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -80,44 +82,41 @@ def _kv_table(pairs: Iterable[tuple[str, Any]]) -> str:
 
 
 def _summary(run: RunData) -> str:
-    info = run.run_info
-    duration = info.get("duration_s")
+    info = run.info
+    duration = info.duration_s
+    repeats = info.repeats if info.repeats is not None else len(run.seeds())
     parts = [_kv_table([
-        ("experiment", info.get("experiment") or ", ".join(sorted({r.experiment
-                                                                   for r in run.results}))),
-        ("run directory", run.run_dir.resolve()), ("started", info.get("started", "?")),
-        ("finished", info.get("finished", "?")),
-        ("duration", f"{duration:.1f} s" if isinstance(duration, int | float) else "?"),
-        ("device", info.get("device", "?")), ("seed", info.get("seed", "?")),
-        ("repeats (seeds)", f"{info.get('repeats', len(run.seeds()))} "
-                            f"({', '.join(map(str, info.get('seeds') or run.seeds()))})"),
+        ("experiment", info.experiment or ", ".join(sorted({r.experiment
+                                                            for r in run.results}))),
+        ("run directory", run.run_dir.resolve()), ("started", known(info.started)),
+        ("finished", known(info.finished)),
+        ("duration", f"{duration:.1f} s" if duration is not None else "?"),
+        ("device", known(info.device)), ("seed", known(info.seed)),
+        ("repeats (seeds)", f"{repeats} ({', '.join(map(str, info.seeds or run.seeds()))})"),
     ])]
     parts.append("<h3>Datasets</h3><table><tr><th class='k'>dataset</th><th>kind</th>"
                  "<th>boxes</th><th>context strength</th><th>n train</th><th>n test</th>"
                  "<th class='k'>classes per subset</th></tr>")
     for name in run.datasets():
         d = run.dataset_info(name)
-        subsets = d.get("subsets") or {}
+        subsets: dict[str, list[str] | None] = dict(d.subsets)
         if not subsets:
             subsets = {s: None for s in dict.fromkeys(r.subset for r in run.results
                                                       if r.dataset == name)}
         listing = "<br>".join(
             f"<b>{esc(s)}</b> ({len(c)}): {esc(', '.join(map(str, c)))}" if isinstance(c, list)
             else f"<b>{esc(s)}</b>: classes not listed (run.json)" for s, c in subsets.items())
-        parts.append(f"<tr><td class='k'>{esc(name)}</td><td>{esc(d.get('kind', '?'))}</td>"
-                     f"<td>{esc(d.get('has_boxes', '?'))}</td>"
-                     f"<td>{esc(_or_dash(d.get('context_strength')))}</td>"
-                     f"<td>{esc(d.get('n_train', '?'))}</td><td>{esc(d.get('n_test', '?'))}</td>"
+        parts.append(f"<tr><td class='k'>{esc(name)}</td><td>{esc(known(d.kind))}</td>"
+                     f"<td>{esc(known(d.has_boxes))}</td>"
+                     f"<td>{esc(_or_dash(d.context_strength))}</td>"
+                     f"<td>{esc(known(d.n_train))}</td><td>{esc(known(d.n_test))}</td>"
                      f"<td class='k'>{listing}</td></tr>")
     parts.append("</table>")
-    timings = info.get("timings") or {}
     parts.append("<h3>Timings</h3>" + _kv_table(
-        (k, f"{v:.1f} s" if isinstance(v, int | float) else v) for k, v in timings.items()))
-    parts.append("<h3>Versions</h3>" + _kv_table((info.get("versions") or {}).items()))
-    streams = info.get("streams") or {}
+        (k, f"{v:.1f} s") for k, v in info.timings.items()))
+    parts.append("<h3>Versions</h3>" + _kv_table(info.versions.items()))
     parts.append("<h3>Streams</h3>" + _kv_table(
-        (k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
-        for k, v in streams.items()))
+        (k, json.dumps(v, sort_keys=True)) for k, v in info.streams.items()))
     return "<h2 id='summary'>Run summary</h2>" + "".join(parts)
 
 
@@ -143,15 +142,15 @@ def _attack_details(attack: dict[str, Any]) -> str:
 
 
 def _threat_model(run: RunData) -> str:
-    tm = run.run_info.get("threat_model") or {}
+    tm = run.info.threat_model or ThreatModel()
     parts = ["<h2 id='threat-model'>Threat model</h2>"]
-    if not tm:
+    if run.info.threat_model is None:
         parts.append("<p>run.json records no threat model; what follows is read from "
                      "results.csv.</p>")
-    parts.append(_kv_table([("norm", tm.get("norm", "Linf (assumed)")),
-                            ("eps defined in", tm.get("eps_space", "pixel (assumed)")),
+    parts.append(_kv_table([("norm", tm.norm or "Linf (assumed)"),
+                            ("eps defined in", tm.eps_space or "pixel (assumed)"),
                             ("pixel range", "[0, 1]; normalisation is inside each model")]))
-    pixel, normalised = tm.get("epsilons_pixel") or [], tm.get("epsilons_normalized") or []
+    pixel, normalised = tm.epsilons_pixel or [], tm.epsilons_normalized or []
     if pixel:
         parts.append("<table><tr><th>eps (pixel space, [0,1])</th><th>eps / 255</th>"
                      "<th>normalised-input equivalent (per channel)</th></tr>")
@@ -161,7 +160,7 @@ def _threat_model(run: RunData) -> str:
             parts.append(f"<tr><td>{esc(_fmt_eps(eps))}</td><td>{esc(scaled)}</td>"
                          f"<td>{esc(_fmt_eps(norm))}</td></tr>")
         parts.append("</table>")
-    attacks = tm.get("attacks") or []
+    attacks = tm.attacks
     if attacks:
         parts.append("<h3>Attacks (run.json)</h3><table><tr><th class='k'>attack</th>"
                      "<th class='k'>crafted on</th><th class='k'>evaluated on</th>"
@@ -293,9 +292,9 @@ def _tables(run: RunData) -> str:
 
 
 def _notes(run: RunData) -> str:
-    notes = [str(n) for n in run.run_info.get("notes") or []]
+    notes = list(run.info.notes)
     for name in run.datasets():
-        notes += [f"{name}: {n}" for n in run.dataset_info(name).get("notes") or []]
+        notes += [f"{name}: {n}" for n in run.dataset_info(name).notes]
     notes += [f"report: {w}" for w in run.warnings]
     items = "".join(f"<li>{esc(n)}</li>" for n in notes) or "<li>(none)</li>"
     return f"<h2 id='notes'>Notes</h2><ul>{items}</ul>"
@@ -303,7 +302,7 @@ def _notes(run: RunData) -> str:
 
 def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None = None) -> str:
     """The report page as a string (``claims``: the run's claim verdicts, if judged)."""
-    title = f"ctxfusion report: {run.run_info.get('experiment') or run.run_dir.name}"
+    title = f"ctxfusion report: {run.info.experiment or run.run_dir.name}"
     config = (f"<pre>{esc(run.config_text)}</pre>" if run.config_text is not None
               else "<p>config.yaml not found in the run directory.</p>")
     body = (f"<h1>{esc(title)}</h1>" + NAV + _summary(run)
@@ -322,4 +321,4 @@ def build_report(run_dir: str | Path) -> Path:
     figures = render_figures(run)
     claims = evaluate_run(run)
     write_claims(claims, run.run_dir)
-    return atomic_write_text(run.run_dir / "report.html", render_html(run, figures, claims))
+    return atomic_write_text(run.paths.report_html, render_html(run, figures, claims))

@@ -9,11 +9,12 @@ from typing import Any
 
 import yaml
 
-from ctxfusion.report.claims import CLAIMS, ClaimRow
+from ctxfusion.report.claims import CLAIMS
 from ctxfusion.report.diffs import format_p
-from ctxfusion.report.rundir import DifferenceRow, RunData
+from ctxfusion.report.rundir import RunData
 from ctxfusion.report.select import PAPER_IMAGE_SIZE, alpha_pair, format_alpha
 from ctxfusion.report.style import classifier_sort_key, parse_classifier
+from ctxfusion.schema import ClaimRow, DifferenceRow, ThreatModel
 
 
 def esc(value: Any) -> str:
@@ -32,6 +33,11 @@ def _config_value(run: RunData, key: str) -> Any:
     except yaml.YAMLError:
         return None
     return config.get(key) if isinstance(config, dict) else None
+
+
+def known(value: Any) -> Any:
+    """``value``, or ``?`` when run.json does not record it (None)."""
+    return "?" if value is None else value
 
 
 def _num(value: float | None) -> str:
@@ -55,21 +61,21 @@ def _alpha_rows(run: RunData) -> list[list[Any]]:
 
 def conventions_section(run: RunData) -> str:
     """alpha in both conventions, eps space, normalisation, blur sigma scale, seeds."""
-    info, tm = run.run_info, run.run_info.get("threat_model") or {}
-    recorded = info.get("alpha_reduction") in ("mean", "sum")
+    info, tm = run.info, run.info.threat_model or ThreatModel()
+    recorded = run.alpha_reduction_recorded
     reduction = run.alpha_reduction
     parts = ["<h2 id='conventions'>Conventions</h2>", "<table>",
              _row(["alpha_reduction", f"{reduction}" + ("" if recorded else
                                                          " (not in run.json: assumed)")]),
              _row(["alpha conventions", "the paper's loss sums the cross-entropy over the N "
                    "training images: paper alpha (alpha_sum) = N x alpha_mean"]),
-             _row(["eps space", tm.get("eps_space", "pixel (assumed)")
+             _row(["eps space", (tm.eps_space or "pixel (assumed)")
                    + "; results.csv levels are pixel-space eps in [0, 1]"]),
-             _row(["eps as configured", tm.get("epsilons_config", "?")]),
-             _row(["normalisation std (threat model)", tm.get("normalization_std", "?")]),
+             _row(["eps as configured", known(tm.epsilons_config)]),
+             _row(["normalisation std (threat model)", known(tm.normalization_std)]),
              _row(["normalisation (config)", _config_value(run, "normalization") or "?"]),
-             _row(["repeats / seeds", f"{info.get('repeats', '?')} / "
-                   f"{info.get('seeds', run.seeds())}"])]
+             _row(["repeats / seeds", f"{known(info.repeats)} / "
+                   f"{info.seeds if info.seeds is not None else run.seeds()}"])]
     for dataset in run.datasets():
         size = run.image_size(dataset)
         scale = (f"sigmas in px at {size} px; paper's sigma (224 px) = sigma x "

@@ -18,8 +18,9 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ctxfusion.report.rundir import ResultRow, RunData
+from ctxfusion.report.rundir import RunData
 from ctxfusion.report.style import classifier_sort_key, parse_classifier
+from ctxfusion.schema import ResultRow
 
 SETTINGS = ("none", "transfer", "whitebox")
 #: the eps (pixel space) the trade-off figure and the claims evaluate at: the sweep's closest
@@ -175,8 +176,8 @@ def format_alpha(value: float) -> str:
 
 def _train_size(run: RunData, dataset: str, subset: str) -> float | None:
     """Training images of a subset: run.json n_train, scaled by the subset's share of classes."""
-    n_train = run.dataset_info(dataset).get("n_train")
-    if not isinstance(n_train, int | float) or n_train <= 0:
+    n_train = run.dataset_info(dataset).n_train
+    if n_train is None or n_train <= 0:
         return None
     everything, mine = run.subset_classes(dataset, "all"), run.subset_classes(dataset, subset)
     if subset != "all" and everything and mine:

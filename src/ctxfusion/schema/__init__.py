@@ -1,5 +1,14 @@
-"""The run directory's files and columns: one definition used by the writer, the reader and
-the tests.
+"""The run directory: one definition of its files, rows and run.json, used by the writer
+(:mod:`ctxfusion.experiments.recorder`), the reader (:mod:`ctxfusion.report.rundir`) and the
+tests.
+
+- :mod:`.paths`: file names (``RESULTS_CSV``, ...) and :class:`RunPaths`;
+- :mod:`.rows`: one frozen dataclass per CSV row kind (:class:`ResultRow`,
+  :class:`DifferenceRow`, :class:`WeightRow`, :class:`PcaRow`, :class:`ClaimRow`); their
+  fields are the columns, in file order (``RESULT_COLUMNS = columns(ResultRow)``);
+- :mod:`.cells`: the generic writer (:func:`csv_text`, :func:`to_csv_row`) and parser
+  (:func:`read_records`, :func:`parse_record`) of such records;
+- :mod:`.run_info`: run.json as typed sections (:class:`RunInfo`, :class:`DatasetInfo`, ...).
 
 results.csv
     One accuracy per (dataset, subset, classifier, attack source, threat, perturbation,
@@ -14,43 +23,80 @@ differences.csv
     paired proportions), the discordant counts (``a_only``: a right and b wrong) and the
     exact McNemar p-value.
 weights.csv
-    Per joint head and stream: the paper's mean |w| and two scale-aware contributions:
-    ``scaled_weight`` = mean over the stream's columns of mean|w_j| * std(f_j) (std over
-    the training features), ``logit_share`` = the stream's share of the variance of the
-    logits on test features (the variances of each stream's partial logits, normalised to
-    sum to 1). ``alpha`` is in the config's convention (``alpha_reduction``);
+    Per joint head and stream (any stream name): the paper's mean |w| and two scale-aware
+    contributions: ``scaled_weight`` = mean over the stream's columns of mean|w_j| * std(f_j)
+    (std over the training features), ``logit_share`` = the stream's share of the variance of
+    the logits on test features (the variances of each stream's partial logits, normalised
+    to sum to 1). ``alpha`` is in the config's convention (``alpha_reduction``);
     ``alpha_sum`` and ``alpha_mean`` give it in both.
+pca.csv
+    Fig. 2: features of each stream projected on their first two principal components,
+    clean and blurred.
 """
 
 from __future__ import annotations
 
-RESULTS_CSV = "results.csv"
-RESULTS_JSON = "results.json"
-DIFFERENCES_CSV = "differences.csv"
-WEIGHTS_CSV = "weights.csv"
-PCA_CSV = "pca.csv"
-RUN_JSON = "run.json"
-CONFIG_YAML = "config.yaml"
-CLAIMS_CSV = "claims.csv"
-CLAIMS_MD = "claims.md"
+from ctxfusion.schema.cells import (
+    Cell,
+    cell_of,
+    columns,
+    csv_text,
+    format_cell,
+    parse_record,
+    read_records,
+    record_dict,
+    to_csv_row,
+)
+from ctxfusion.schema.paths import (
+    CLAIMS_CSV,
+    CLAIMS_MD,
+    CONFIG_YAML,
+    DIFFERENCES_CSV,
+    EXAMPLES_DIR,
+    PCA_CSV,
+    REPORT_HTML,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RUN_JSON,
+    WEIGHTS_CSV,
+    RunPaths,
+)
+from ctxfusion.schema.rows import (
+    ALPHA_REDUCTIONS,
+    CLAIM_COLUMNS,
+    DIFFERENCE_COLUMNS,
+    NEW_RESULT_COLUMNS,
+    PCA_COLUMNS,
+    PCA_CONDITIONS,
+    RESULT_COLUMNS,
+    THREATS,
+    VERDICTS,
+    WEIGHT_COLUMNS,
+    ClaimRow,
+    DifferenceRow,
+    PcaRow,
+    ResultRow,
+    WeightRow,
+    infer_threat,
+    wilson,
+)
+from ctxfusion.schema.run_info import (
+    AdvtrainInfo,
+    CacheInfo,
+    DatasetInfo,
+    ExampleInfo,
+    PcaInfo,
+    RunInfo,
+    ThreatModel,
+)
 
-RESULT_COLUMNS = (
-    "experiment", "dataset", "subset", "classifier", "source", "threat", "perturbation",
-    "level", "seed", "accuracy", "ci_low", "ci_high", "n",
-)
-DIFFERENCE_COLUMNS = (
-    "experiment", "dataset", "subset", "source", "threat", "perturbation", "level", "seed",
-    "classifier_a", "classifier_b", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "n",
-    "a_only", "b_only", "mcnemar_p",
-)
-WEIGHT_COLUMNS = (
-    "dataset", "subset", "classifier", "alpha", "alpha_reduction", "alpha_sum", "alpha_mean",
-    "seed", "stream", "mean_abs_weight", "scaled_weight", "logit_share",
-)
-PCA_COLUMNS = ("dataset", "stream", "condition", "label", "pc1", "pc2")
-CLAIM_COLUMNS = ("claim", "text", "run", "dataset", "verdict", "evidence")
-
-#: values of the ``threat`` column
-THREATS = ("none", "transfer", "whitebox")
-#: values of the ``verdict`` column of claims.csv
-VERDICTS = ("reproduced", "partly", "not reproduced", "not applicable")
+__all__ = [
+    "ALPHA_REDUCTIONS", "CLAIMS_CSV", "CLAIMS_MD", "CLAIM_COLUMNS", "CONFIG_YAML",
+    "DIFFERENCES_CSV", "DIFFERENCE_COLUMNS", "EXAMPLES_DIR", "NEW_RESULT_COLUMNS",
+    "PCA_COLUMNS", "PCA_CONDITIONS", "PCA_CSV", "REPORT_HTML", "RESULTS_CSV", "RESULTS_JSON",
+    "RESULT_COLUMNS", "RUN_JSON", "THREATS", "VERDICTS", "WEIGHTS_CSV", "WEIGHT_COLUMNS",
+    "AdvtrainInfo", "CacheInfo", "Cell", "ClaimRow", "DatasetInfo", "DifferenceRow",
+    "ExampleInfo", "PcaInfo", "PcaRow", "ResultRow", "RunInfo", "RunPaths", "ThreatModel",
+    "WeightRow", "cell_of", "columns", "csv_text", "format_cell", "infer_threat",
+    "parse_record", "read_records", "record_dict", "to_csv_row", "wilson",
+]
