@@ -19,7 +19,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
     config = load_config(path)
-    assert config.datasets and config.streams.fg.name and config.streams.bg.name
+    assert config.datasets and config.streams["fg"].name and config.streams["bg"].name
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
@@ -30,7 +30,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
 
 BASE = {
     "experiment": "t",
-    "streams": {"fg": {"name": "a"}, "bg": {"name": "b"}},
+    "streams": {"fg": {"name": "scenes-object-resnet18"}, "bg": {"name": "scenes-scene-resnet18"}},
     "datasets": [{"name": "d", "kind": "scenes", "context_strength": 0.5}],
 }
 
@@ -42,13 +42,16 @@ BASE = {
         ({"blurr": {}}, "blurr: unknown key"),
         ({"fgsm": {"eps_space": "weird"}}, "fgsm.eps_space = 'weird': valid values are pixel"),
         ({"fgsm": {"epsilons": ["x"]}}, "fgsm.epsilons[0] = 'x': expected a number"),
-        ({"streams": {"fg": {"name": "a", "views": ["side"]}, "bg": {"name": "b"}}},
+        ({"streams": {"fg": {"name": "scenes-object-resnet18", "views": ["side"]},
+                      "bg": {"name": "scenes-scene-resnet18"}}},
          "streams.fg.views[0] = 'side': valid values are full, context, object"),
         ({"datasets": [{"name": "d", "kind": "scenes", "context_strength": 2}]},
          "datasets[0].context_strength = 2.0"),
         ({"datasets": [{"name": "d", "kind": "coco"}]},
          "datasets[0].annotations is required"),
         ({"heads": {"alphas": [0]}}, "heads.alphas[0] = 0.0: an alpha must be > 0"),
+        ({"streams": {"fg": {"name": "resnet17"}, "bg": {"name": "scenes-scene-resnet18"}}},
+         "streams.fg.name = 'resnet17': unknown stream 'resnet17'; registered streams: "),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, patch: dict, message: str) -> None:

@@ -206,7 +206,8 @@ def test_paired_differences_pair_the_same_images_per_setting() -> None:
         key("joint", "fg", "transfer"): Outcome(rows, joint),
         key("joint", "joint", "whitebox"): Outcome(rows[:4], joint[:4]),  # a sample
     }
-    found = {(r["threat"], r["source"]): r for r in paired_differences(outcomes)}
+    sets = {"fg": ["fg"], "bg": ["bg"], "joint": ["fg", "bg"]}
+    found = {(r["threat"], r["source"]): r for r in paired_differences(outcomes, sets)}
     transfer = found[("transfer", "fg")]
     assert (transfer["classifier_a"], transfer["classifier_b"]) == ("joint", "fg")
     assert transfer["diff"] == pytest.approx(0.5) and transfer["a_only"] == 5

@@ -71,8 +71,8 @@ def test_results_table_has_every_row(small_runs) -> None:
     run, _, _ = small_runs
     rows = _rows(run)
     assert tuple(rows[0]) == RESULT_COLUMNS
-    classifiers = {"fg", "bg", "bg@context", "joint", "joint@context", "joint-alpha0.1",
-                   "joint-alpha10"}
+    classifiers = {"fg", "bg", "bg@context", "crop", "joint", "joint@context", "joint3",
+                   "joint3@context", "joint-alpha0.1", "joint-alpha10"}
     for subset in ("all", "dissimilar", "similar"):
         for perturbation, levels in (("none", {"0"}), ("blur", {"0.001", "2.86"})):
             for classifier in classifiers:
@@ -223,7 +223,7 @@ def test_finetuning_the_fg_stream_changes_its_features(tmp_path_factory) -> None
         patch.undo()
     info = json.loads((tuned / "run.json").read_text())
     assert "finetune" in info["timings"]
-    tuned_sha = info["datasets"]["scenes-cs0.8"]["finetuned_fg"]["weights_sha256"]
+    tuned_sha = info["datasets"]["scenes-cs0.8"]["finetuned_stream"]["weights_sha256"]
     assert tuned_sha != info["streams"]["fg"]["weights_sha256"]
     assert tuned_fg.weights_sha256 == tuned_sha  # the backbone the run used
     assert not tuned_fg.training and not any(p.requires_grad for p in tuned_fg.parameters())
@@ -263,3 +263,61 @@ def test_every_whitebox_attack_runs_on_the_fused_model(tmp_path_factory) -> None
     for row in attacked.values():
         assert row["classifier"] == "joint" and int(row["n"]) == 8
         assert float(row["accuracy"]) <= clean + 1 / 8  # 8 of the 48 clean images
+
+
+GOLDEN = REPO / "tests" / "data" / "two_stream_rows"
+#: the columns that identify a row of each file (the rest are its measured values)
+ROW_KEYS = {
+    "results.csv": ("dataset", "subset", "classifier", "source", "threat", "perturbation",
+                    "level", "seed"),
+    "differences.csv": ("dataset", "subset", "source", "threat", "perturbation", "level",
+                        "seed", "classifier_a", "classifier_b"),
+    "weights.csv": ("dataset", "subset", "classifier", "alpha", "seed", "stream"),
+    "pca.csv": None,  # compared in order, per stream
+}
+
+
+def _keyed(path: Path, keys: tuple[str, ...]) -> dict[tuple, dict]:
+    with open(path, newline="") as handle:
+        return {tuple(r[k] for k in keys): r for r in csv.DictReader(handle)}
+
+
+@pytest.mark.parametrize("name", ["results.csv", "differences.csv", "weights.csv"])
+def test_the_paper_streams_give_the_same_rows_as_before_n_streams(small_runs, name) -> None:
+    """tests/data/two_stream_rows: the same small run by the code before streams became roles
+    (two fixed streams fg and bg). Adding the demo's third stream adds rows (crop, joint3 and
+    their comparisons) and changes none of the paper's."""
+    run, _, _ = small_runs
+    keys = ROW_KEYS[name]
+    before, now = _keyed(GOLDEN / name, keys), _keyed(run / name, keys)
+    missing = sorted(set(before) - set(now))
+    assert not missing, missing[:5]
+    for key, row in before.items():
+        assert now[key] == row, key
+    if name == "results.csv":
+        added = {now[k]["classifier"] for k in set(now) - set(before)}
+        assert added == {"crop", "joint3", "joint3@context"}
+
+
+def test_the_pca_of_the_paper_streams_is_unchanged(small_runs) -> None:
+    run, _, _ = small_runs
+
+    def by_stream(path: Path) -> dict[str, list[dict]]:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {s: [r for r in rows if r["stream"] == s] for s in {r["stream"] for r in rows}}
+
+    before, now = by_stream(GOLDEN / "pca.csv"), by_stream(run / "pca.csv")
+    assert set(now) == {"fg", "bg", "crop"}
+    for stream in ("fg", "bg"):
+        assert now[stream] == before[stream]
+
+
+def test_the_three_way_joint_is_in_the_report(small_runs) -> None:
+    run, _, info = small_runs
+    assert info["classifiers"]["joint3"] == ["fg", "bg", "crop"]
+    with open(run / "weights.csv", newline="") as handle:
+        streams = {r["stream"] for r in csv.DictReader(handle) if r["classifier"] == "joint3"}
+    assert streams == {"fg", "bg", "crop"}
+    html = (run / "report.html").read_text()
+    assert "each stream&#x27;s part (fg, bg, crop)" in html  # fig 4b: a bar per stream

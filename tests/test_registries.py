@@ -38,7 +38,7 @@ from ctxfusion.perturb.views import VIEWS, make_view, register_view, unregister_
 
 BASE = {
     "experiment": "t",
-    "streams": {"fg": {"name": "a"}, "bg": {"name": "b"}},
+    "streams": {"fg": {"name": "scenes-object-resnet18"}, "bg": {"name": "scenes-scene-resnet18"}},
     "datasets": [{"name": "d", "kind": "scenes", "context_strength": 0.5}],
 }
 
@@ -128,8 +128,9 @@ def test_registered_view_is_valid_in_a_config(tmp_path):
 
     try:
         assert "dark" in VIEWS and make_view("dark") is dark
-        config = _load(tmp_path, streams={"fg": {"name": "a", "views": ["full", "dark"]},
-                                          "bg": {"name": "b"}})
+        config = _load(tmp_path, streams={"fg": {"name": "scenes-object-resnet18",
+                                                 "views": ["full", "dark"]},
+                                          "bg": {"name": "scenes-scene-resnet18"}})
         assert config.streams["fg"].views == ["full", "dark"]
     finally:
         unregister_view("dark")

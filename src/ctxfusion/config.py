@@ -25,12 +25,12 @@ from ctxfusion.perturb.attacks import EPS_SPACES
 from ctxfusion.perturb.attacks import ITERATIVE_ATTACKS as WHITEBOX_ATTACKS
 from ctxfusion.perturb.blur import BLUR_MODES
 from ctxfusion.perturb.views import VIEWS
+from ctxfusion.roles import resolve as resolve_roles
 
 # Vocabularies owned by the modules that implement them (live views of their registries):
 # VIEWS (perturb.views), DATASET_KINDS (data.kinds), EPS_SPACES and WHITEBOX_ATTACKS (the
 # iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur).
 SUBSETS = ("all", "dissimilar", "similar")
-ATTACK_SOURCES = ("fg", "joint")
 ALPHA_REDUCTIONS = ("sum", "mean")
 STEPS = ("blur", "fgsm", "advtrain", "whitebox", "pca")
 NORMALIZATIONS = ("stream", "cifar10", "imagenet")
@@ -38,15 +38,20 @@ NORMALIZATIONS = ("stream", "cifar10", "imagenet")
 
 @dataclass
 class StreamConfig:
-    """One stream: a registered name, optional weight file, the views it is evaluated with.
+    """One stream (a role of the config): a registered name (or ``torchvision:<model>``,
+    ``timm:<model>``), an optional weight file, the views it is evaluated with and optional
+    overrides of its preprocessing (``mean``, ``std``, ``input_size``).
 
     The first view is the stream's default (classifier names carry no suffix); further views
-    add classifiers named ``<role>@<view>`` (e.g. ``bg@context``, ``joint@context``).
+    add classifiers named ``<classifier>@<view>`` (e.g. ``bg@context``, ``joint@context``).
     """
 
     name: str
     weights: str | None = None
     views: list[str] = field(default_factory=lambda: ["full"])
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    input_size: int | None = None
 
     def validate(self, where: str) -> None:
         if not self.views:
@@ -55,14 +60,24 @@ class StreamConfig:
             _check_choice(f"{where}.views[{i}]", view, VIEWS)
         if len(set(self.views)) != len(self.views):
             raise ConfigError(f"{where}.views = {self.views}: a view is listed twice")
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if values is not None and len(values) != 3:
+                raise ConfigError(f"{where}.{key} = {values}: give 3 numbers (R, G, B)")
+        if self.std is not None and not all(s > 0 for s in self.std):
+            raise ConfigError(f"{where}.std = {self.std}: every std must be > 0")
+        _check_positive(where, self, "input_size")
+        from ctxfusion.streams import stream_info  # deferred: building the registry is slow
 
+        try:
+            stream_info(self.name)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.name = {self.name!r}: {exc}") from None
 
-@dataclass
-class StreamsConfig:
-    """The object-centric (fg) and scene-centric (bg) streams of the paper."""
-
-    fg: StreamConfig
-    bg: StreamConfig
+    def preprocessing(self) -> dict[str, Any]:
+        """The preprocessing overrides this config sets (empty: the stream's own)."""
+        return {key: getattr(self, key) for key in ("mean", "std", "input_size")
+                if getattr(self, key) is not None}
 
 
 @dataclass
@@ -96,14 +111,12 @@ class FgsmConfig:
 
     epsilons: list[float] = field(default_factory=lambda: [0, 0.002, 0.005, 0.01, 0.02, 0.05])
     eps_space: str = "pixel"
-    sources: list[str] = field(default_factory=lambda: ["fg"])
+    sources: list[str] | None = None
     whitebox: bool = True
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
         _check_epsilons(f"{where}.epsilons", self.epsilons)
-        for i, source in enumerate(self.sources):
-            _check_choice(f"{where}.sources[{i}]", source, ATTACK_SOURCES)
 
 
 @dataclass
@@ -119,15 +132,13 @@ class WhiteboxConfig:
     steps: int = 10
     restarts: int = 1
     max_images: int = 256
-    targets: list[str] = field(default_factory=lambda: ["fg", "joint"])
+    targets: list[str] | None = None
 
     def validate(self, where: str) -> None:
         for i, attack in enumerate(self.attacks):
             _check_choice(f"{where}.attacks[{i}]", attack, WHITEBOX_ATTACKS)
         _check_epsilons(f"{where}.epsilons", self.epsilons)
         _check_positive(where, self, "steps", "restarts", "max_images")
-        for i, target in enumerate(self.targets):
-            _check_choice(f"{where}.targets[{i}]", target, ATTACK_SOURCES)
 
 
 @dataclass
@@ -146,6 +157,8 @@ class HeadsConfig:
     lr: float = 0.01
     batch_size: int = 256
     train_fraction: float = 1.0
+    alpha_classifier: str | None = None
+    penalized_stream: str | None = None
 
     def validate(self, where: str) -> None:
         for i, alpha in enumerate(self.alphas):
@@ -174,6 +187,7 @@ class AdvTrainConfig:
     lr: float = 0.01
     train_backbone: bool = False
     max_train_images: int | None = None
+    classifier: str | None = None
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
@@ -189,6 +203,7 @@ class FinetuneConfig:
     enabled: bool = False
     epochs: int = 1
     lr: float = 1e-4
+    stream: str | None = None
 
     def validate(self, where: str) -> None:
         _check_positive(where, self, "epochs", "lr")
@@ -208,15 +223,18 @@ class PcaConfig:
 
 @dataclass
 class ExperimentConfig:
-    """A whole experiment: streams, datasets, perturbation sweeps, heads and baselines.
+    """A whole experiment: streams, classifiers, datasets, perturbation sweeps, heads and
+    baselines. ``streams`` maps role names to streams; ``classifiers`` maps classifier names to
+    the roles they read (None: the paper's preset; see :mod:`ctxfusion.roles`).
 
     ``attack_subsets``: the class subsets the attack steps (fgsm, advtrain, whitebox) run on
     (None: every subset); clean and blur rows cover every subset.
     """
 
     experiment: str
-    streams: StreamsConfig
+    streams: dict[str, StreamConfig]
     datasets: list[DatasetConfig]
+    classifiers: dict[str, list[str]] | None = None
     seed: int = 0
     repeats: int = 1
     device: str = "auto"
@@ -251,6 +269,7 @@ class ExperimentConfig:
         if self.repeats < 1:
             raise ConfigError(f"{where}repeats = {self.repeats}: must be >= 1 (the number of "
                               "seeds the heads are trained with)")
+        resolve_roles(self)
 
     @property
     def seeds(self) -> list[int]:
@@ -326,6 +345,11 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key} = {value!r}: expected a list")
         return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:  # a mapping from names (e.g. stream roles) to values
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(f"{key} = {value!r}: expected a non-empty mapping of names")
+        return {str(name): _convert(item, v, f"{key}.{name}") for name, v in value.items()}
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} = {value!r}: expected a number")

@@ -1,4 +1,4 @@
-"""Fig. 2 (PCA of fg and bg features, clean vs blurred) and Fig. 3b (an example blur)."""
+"""Fig. 2 (PCA of every stream's features, clean vs blurred) and Fig. 3b (an example blur)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def pca_rows(ctx: RunContext, dataset: str, manifest: Manifest, test: SplitData,
             members = np.sort(rng.choice(members, cfg.max_points_per_class, replace=False))
         rows.append(members)
     rows = np.concatenate(rows)
-    for role in ("fg", "bg"):
-        key = f"{role}@{getattr(ctx.config.streams, role).views[0]}"
+    for role, stream_config in ctx.config.streams.items():
+        key = f"{role}@{stream_config.views[0]}"
         pca = PCA(n_components=2, random_state=ctx.config.seed)
         clean_2d = pca.fit_transform(clean[key][rows].numpy())
         blur_2d = pca.transform(blurred[key][rows].numpy())

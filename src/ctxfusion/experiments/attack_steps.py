@@ -19,9 +19,14 @@ from ctxfusion.experiments.sweeps import SplitData, fgsm_sweep_features, rows_di
 from ctxfusion.features import module_digest
 from ctxfusion.models import FusionClassifier, LinearHead
 from ctxfusion.perturb.attacks import eps_to_pixel, make_attack
+from ctxfusion.roles import advtrain_name
 from ctxfusion.train import adversarial_retrain
 
-ADVTRAIN = "fg-advtrain"
+
+def advtrained(ctx: RunContext, trial: Trial) -> str | None:
+    """The name of the trial's adversarially retrained classifier, if it has one."""
+    name = advtrain_name(ctx.config)
+    return name if name in trial.heads else None
 
 
 def pixel_epsilons(ctx: RunContext, epsilons: list[float], space: str) -> list[torch.Tensor]:
@@ -86,37 +91,39 @@ def fgsm_steps(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) -> 
     cfg = ctx.config.fgsm
     for source in cfg.sources:
         fgsm_rows(ctx, dataset, test, trial, source, trial.specs)
-    if ADVTRAIN in trial.heads:  # its own sweep over every test image, as the paper's baseline
-        fgsm_rows(ctx, dataset, test, trial, ADVTRAIN, [trial.spec(ADVTRAIN)])
+    adv = advtrained(ctx, trial)
+    if adv:  # its own sweep over every test image, as the paper's baseline
+        fgsm_rows(ctx, dataset, test, trial, adv, [trial.spec(adv)])
     if cfg.whitebox:
         sample = whitebox_sample(ctx, trial)
-        done = set(cfg.sources) | {ADVTRAIN}
+        done = set(cfg.sources) | {adv}
         for spec in trial.specs:
             if spec.name not in done:
                 fgsm_rows(ctx, dataset, test, trial, spec.name, [spec], sample)
 
 
 def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial) -> None:
-    """Adversarial retraining of the trial's fg classifier (SPEC §3) on its training rows,
-    shuffled; adds ``fg-advtrain`` (head, spec and, with ``train_backbone``, its own backbone)
-    to the trial."""
+    """Adversarial retraining of the trial's ``advtrain.classifier`` (fg: SPEC §3) on its
+    training rows, shuffled; adds ``<classifier>-advtrain`` (head, spec and, with
+    ``train_backbone``, its own backbone) to the trial."""
     cfg = ctx.config.advtrain
+    name = advtrain_name(ctx.config)
     eps = pixel_epsilons(ctx, [cfg.eps], cfg.eps_space)[0]
-    fg_head, fg_spec = trial.heads["fg"], trial.spec("fg")
-    (fg_key,) = fg_spec.inputs
-    stream, view = ctx.stream_views()[fg_key]
+    base_head, base_spec = trial.heads[cfg.classifier], trial.spec(cfg.classifier)
+    (base_key,) = base_spec.inputs
+    stream, view = ctx.stream_views()[base_key]
     data = trial.train
     if cfg.max_train_images is not None:
         data = _stratified(data, cfg.max_train_images, trial.seed)
     description = {
         "kind": "advtrain", "train": train.digest, "rows": rows_digest(data.rows),
-        "init": module_digest(fg_head), "settings": vars(cfg), "eps": eps.tolist(),
+        "init": module_digest(base_head), "settings": vars(cfg), "eps": eps.tolist(),
         "stream": ctx.identity(stream), "seed": trial.seed,
     }
 
     def compute() -> dict[str, torch.Tensor]:
         retrained = adversarial_retrain(
-            stream, fg_head, train.rows_loader(data.rows, data.labels, shuffle_seed=trial.seed),
+            stream, base_head, train.rows_loader(data.rows, data.labels, shuffle_seed=trial.seed),
             eps=eps.to(ctx.device), adv_fraction=cfg.adv_fraction, epochs=cfg.epochs,
             lr=cfg.lr, train_backbone=cfg.train_backbone, seed=trial.seed, device=ctx.device,
         )
@@ -125,17 +132,17 @@ def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial)
                 if k.startswith(keep)}
 
     state = ctx.cache.get_or_compute(description, compute)
-    adv_head = LinearHead(fg_head.in_dims, fg_head.out_features)
+    adv_head = LinearHead(base_head.in_dims, base_head.out_features)
     adv_head.load_state_dict({k[len("head."):]: v for k, v in state.items()
                               if k.startswith("head.")})
-    inputs = fg_spec.inputs
+    inputs = base_spec.inputs
     if cfg.train_backbone:  # its features are its own: a stream-view of this trial only
         adv_stream = ctx.copy_stream(stream, {k[len("streams.0."):]: v for k, v in state.items()
                                               if k.startswith("streams.0.")})
-        inputs = (f"{ADVTRAIN}@{fg_key.split('@')[1]}",)
+        inputs = (f"{name}@{base_key.split('@')[1]}",)
         trial.extra_streams[inputs[0]] = (adv_stream, view)
-    trial.heads[ADVTRAIN] = adv_head
-    trial.specs.append(ClassifierSpec(ADVTRAIN, inputs))
+    trial.heads[name] = adv_head
+    trial.specs.append(ClassifierSpec(name, inputs))
     ctx.recorder.info.setdefault("advtrain", {})[f"{dataset}/{trial.subset}"] = {
         "eps_pixel": eps.tolist(), "eps": cfg.eps, "eps_space": cfg.eps_space,
         "adv_fraction": cfg.adv_fraction, "epochs": cfg.epochs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import weakref
 from dataclasses import dataclass, field
@@ -16,10 +17,9 @@ from ctxfusion.config import ExperimentConfig
 from ctxfusion.errors import ConfigError
 from ctxfusion.experiments.recorder import RunRecorder
 from ctxfusion.features import FeatureCache, module_digest, stream_identity
-from ctxfusion.models import Normalize
 from ctxfusion.paths import expand_path, home_dir
 from ctxfusion.perturb.views import make_view
-from ctxfusion.streams import Stream, create_stream
+from ctxfusion.streams import Stream, create_stream, stream_info
 
 #: normalisation statistics selectable by ``normalization`` (SPEC §2: the paper uses CIFAR-10's)
 NORMALIZATION_STATS = {
@@ -44,20 +44,22 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _apply_normalization(stream: Stream, normalization: str, recorder: RunRecorder) -> None:
-    """Replace the stream's own mean/std when the config asks for dataset statistics."""
-    if normalization == "stream":
-        return
-    module = getattr(stream, "normalize", None)
-    if not isinstance(module, Normalize):
+def stream_preprocessing(config: ExperimentConfig, role: str,
+                         recorder: RunRecorder) -> dict:
+    """The preprocessing overrides of stream ``role``: its own ``mean``/``std``/``input_size``
+    settings, else the run-wide ``normalization`` statistics for a mean/std stream."""
+    stream_config = config.streams[role]
+    overrides = stream_config.preprocessing()
+    if config.normalization == "stream" or {"mean", "std"} & overrides.keys():
+        return overrides
+    if stream_info(stream_config.name).preprocessing.mean is None:
         recorder.note(
-            f"normalization = {normalization} ignored for stream {stream.name}: "
-            "it has its own preprocessing (not a mean/std normalisation)"
+            f"normalization = {config.normalization} ignored for stream {role} "
+            f"({stream_config.name}): it has its own preprocessing (not a mean/std one)"
         )
-        return
-    mean, std = NORMALIZATION_STATS[normalization]
-    module.mean.copy_(torch.tensor(mean).view(1, -1, 1, 1))
-    module.std.copy_(torch.tensor(std).view(1, -1, 1, 1))
+        return overrides
+    mean, std = NORMALIZATION_STATS[config.normalization]
+    return {**overrides, "mean": list(mean), "std": list(std)}
 
 
 @dataclass
@@ -80,13 +82,19 @@ class RunContext:
             expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
         )
         context = cls(config, out, device, recorder, FeatureCache(cache_root))
-        for role in ("fg", "bg"):
-            stream_config = getattr(config.streams, role)
-            weights = str(expand_path(stream_config.weights)) if stream_config.weights else None
-            stream = create_stream(stream_config.name, weights=weights)
-            _apply_normalization(stream, config.normalization, recorder)
+        for role, stream_config in config.streams.items():
+            weights = stream_config.weights
+            if weights and weights != "random":
+                weights = str(expand_path(weights))
+            stream = create_stream(stream_config.name, weights=weights,
+                                   preprocessing=stream_preprocessing(config, role, recorder))
             context.streams[role] = stream.to(device)
         return context
+
+    def with_stream(self, role: str, stream: Stream) -> RunContext:
+        """This context with stream ``role`` replaced (e.g. fine-tuned for one dataset);
+        the recorder, cache and identities stay shared, this context is unchanged."""
+        return dataclasses.replace(self, streams={**self.streams, role: stream})
 
     def identity(self, stream: nn.Module) -> dict:
         """:func:`ctxfusion.features.stream_identity` of a stream, computed once per object
@@ -109,20 +117,21 @@ class RunContext:
         """``"<role>@<view>"`` -> (stream, view function) for every configured view."""
         pairs = {}
         for role, stream in self.streams.items():
-            for view in getattr(self.config.streams, role).views:
+            for view in self.config.streams[role].views:
                 pairs[f"{role}@{view}"] = (stream, make_view(view))
         return pairs
 
     def normalization_std(self) -> torch.Tensor:
-        """Per-channel std used to convert eps between pixel and normalised space."""
-        name = self.config.normalization
-        if name == "stream":
-            module = getattr(self.streams["fg"], "normalize", None)
-            if isinstance(module, Normalize):
-                return module.std.flatten().cpu()
-            name = "imagenet"
-            self.recorder.note(
-                f"the fg stream {self.streams['fg'].name} has no mean/std normalisation: "
-                "normalised-space eps are converted with the ImageNet std"
-            )
-        return torch.tensor(NORMALIZATION_STATS[name][1])
+        """Per-channel std used to convert eps between pixel and normalised space: the first
+        stream's (the object stream of the paper's configs)."""
+        role, stream = next(iter(self.streams.items()))
+        std = stream.preprocessing.std
+        if std is not None:
+            return torch.tensor(std, dtype=torch.float32)
+        if self.config.normalization != "stream":
+            return torch.tensor(NORMALIZATION_STATS[self.config.normalization][1])
+        self.recorder.note(
+            f"the first stream {role} ({stream.name}) has no mean/std normalisation: "
+            "normalised-space eps are converted with the ImageNet std"
+        )
+        return torch.tensor(NORMALIZATION_STATS["imagenet"][1])

@@ -16,13 +16,14 @@ Within a setting, outcomes are paired on the test images both were measured on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from ctxfusion.roles import fused, single
 from ctxfusion.stats import paired_difference
 
 
@@ -47,13 +48,25 @@ class Outcome:
     correct: torch.Tensor
 
 
-def compared_pairs(classifiers: set[str]) -> list[tuple[str, str]]:
-    """(a, b) pairs a claim compares: every classifier against fg; every alpha-regularised
-    joint head against bg, joint and fg-advtrain; joint against bg."""
-    pairs = [(name, "fg") for name in sorted(classifiers) if name != "fg"]
-    pairs += [(name, other) for name in sorted(classifiers) if name.startswith("joint-alpha")
-              for other in ("bg", "joint", "fg-advtrain")]
-    pairs.append(("joint", "bg"))
+def compared_pairs(classifiers: set[str],
+                   sets: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(a, b) pairs a claim compares, among ``classifiers`` (``sets``: the configured
+    classifiers and their streams): every classifier against the reference (the first
+    one-stream classifier, fg); every alpha-regularised head against the other one-stream
+    classifiers, its unregularised classifier and the adversarially retrained ones; every
+    fused classifier against the other one-stream classifiers of its streams and against each
+    smaller fused classifier whose streams it holds (joint3 against joint)."""
+    ones, fuseds = single(sets), fused(sets)
+    reference = ones[0] if ones else None
+    others = [name for name in ones if name != reference]
+    retrained = sorted(name for name in classifiers if name.endswith("-advtrain"))
+    pairs = [(name, reference) for name in sorted(classifiers) if name != reference]
+    pairs += [(name, other) for name in sorted(classifiers) if "-alpha" in name
+              for other in [*others, name.split("-alpha")[0], *retrained]]
+    for name in fuseds:
+        pairs += [(name, one) for one in others if sets[one][0] in sets[name]]
+        pairs += [(name, smaller) for smaller in fuseds
+                  if set(sets[smaller]) < set(sets[name])]
     return [(a, b) for a, b in pairs if a in classifiers and b in classifiers]
 
 
@@ -77,14 +90,16 @@ def _paired(a: Outcome, b: Outcome) -> tuple[np.ndarray, np.ndarray]:
     return a.correct.numpy()[ia], b.correct.numpy()[ib]
 
 
-def paired_differences(outcomes: Mapping[OutcomeKey, Outcome]) -> list[dict[str, Any]]:
-    """One differences.csv row (without ``experiment``) per setting and compared pair."""
+def paired_differences(outcomes: Mapping[OutcomeKey, Outcome],
+                       sets: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """One differences.csv row (without ``experiment``) per setting and compared pair
+    (:func:`compared_pairs` of the classifier ``sets``)."""
     datasets = {key.dataset for key in outcomes}
     rows = []
     for dataset in sorted(datasets):
         mine = {k: v for k, v in outcomes.items() if k.dataset == dataset}
         for (source, threat, subset, perturbation, level, seed), members in _settings(mine):
-            for a, b in compared_pairs(set(members)):
+            for a, b in compared_pairs(set(members), sets):
                 correct_a, correct_b = _paired(members[a], members[b])
                 if not len(correct_a):
                     continue

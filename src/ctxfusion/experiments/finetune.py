@@ -1,7 +1,8 @@
-"""All-layer fine-tuning of the fg stream (SPEC §1, CIFAR-10), cached by content.
+"""All-layer fine-tuning of one stream (``finetune.stream``; the paper's fg on CIFAR-10,
+SPEC §1), cached by content.
 
-The fine-tuned backbone replaces the fg stream for the dataset; its digest then keys every
-feature computed from it. The fg classifier is the linear head trained on the fine-tuned
+The fine-tuned backbone replaces the stream for the dataset; its digest then keys every
+feature computed from it. Its classifiers are linear heads trained on the fine-tuned
 backbone's features, like every other head.
 """
 
@@ -17,9 +18,9 @@ from ctxfusion.train import finetune_classifier
 
 
 def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Stream:
-    """A copy of the fg stream with all layers fine-tuned on ``train`` (cached)."""
+    """A copy of stream ``finetune.stream`` with all layers fine-tuned on ``train`` (cached)."""
     cfg = ctx.config.finetune
-    base = ctx.streams["fg"]
+    base = ctx.streams[cfg.stream]
     description = {
         "kind": "finetune", "stream": ctx.identity(base), "train": train.digest,
         "epochs": cfg.epochs, "lr": cfg.lr, "seed": ctx.config.seed,
@@ -27,8 +28,9 @@ def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Str
     }
 
     def compute() -> dict:
-        print("fine-tuning every layer of the fg stream: this step trains the backbone, so "
-              "its features cannot come from the feature cache until it is done", file=sys.stderr)
+        print(f"fine-tuning every layer of the {cfg.stream} stream: this step trains the "
+              "backbone, so its features cannot come from the feature cache until it is done",
+              file=sys.stderr)
         stream = copy.deepcopy(base)
         for parameter in stream.parameters():
             parameter.requires_grad_(True)

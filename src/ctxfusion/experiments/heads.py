@@ -1,8 +1,9 @@
 """Which classifiers an experiment trains, and training/evaluating them on cached features.
 
 Features are keyed ``"<role>@<view>"`` (``fg@full``, ``bg@context``). A classifier reads one
-or more keys: ``fg`` and ``bg`` one each, ``joint`` the fg default view and a bg view
-concatenated (late fusion), ``joint-alpha<a>`` the default views with the fg slice penalised.
+or more keys, concatenated (late fusion): its streams' default views, or one stream's further
+view (``joint@context``); ``joint-alpha<a>`` reads the alpha classifier's default views with
+the penalised stream's slice penalised (see :mod:`ctxfusion.roles`).
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import torch
 
 from ctxfusion.config import ExperimentConfig
 from ctxfusion.models import LinearHead
+from ctxfusion.roles import alpha_name
 from ctxfusion.train import train_linear_head
 
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """A head to train: its result name, the feature keys it reads, its alpha."""
+    """A head to train: its result name, the feature keys it reads, its alpha and the
+    position (in ``inputs``) of the stream whose weight slice alpha penalises."""
 
     name: str
     inputs: tuple[str, ...]
     alpha: float = 0.0
+    penalized: int = 0
 
 
 @dataclass
@@ -60,26 +64,27 @@ def feature_key(role: str, view: str) -> str:
     return f"{role}@{view}"
 
 
-def _suffix(view: str, default: str) -> str:
-    return "" if view == default else f"@{view}"
-
-
 def classifier_specs(config: ExperimentConfig) -> list[ClassifierSpec]:
-    """Every classifier of the experiment, in report order."""
-    fg_views, bg_views = config.streams.fg.views, config.streams.bg.views
-    fg0, bg0 = fg_views[0], bg_views[0]
-    specs = [ClassifierSpec(f"fg{_suffix(v, fg0)}", (feature_key("fg", v),)) for v in fg_views]
-    specs += [ClassifierSpec(f"bg{_suffix(v, bg0)}", (feature_key("bg", v),)) for v in bg_views]
-    specs += [
-        ClassifierSpec(f"joint{_suffix(v, bg0)}", (feature_key("fg", fg0), feature_key("bg", v)))
-        for v in bg_views
-    ]
-    specs += [
-        ClassifierSpec(
-            f"joint-alpha{alpha:g}", (feature_key("fg", fg0), feature_key("bg", bg0)), alpha
-        )
-        for alpha in config.heads.alphas
-    ]
+    """Every classifier of the experiment, in report order: each configured classifier on
+    its streams' default views, then once per further view of each of its streams
+    (``<classifier>@<view>``), then the alpha-regularised heads."""
+    streams = config.streams
+    specs = []
+    for name, members in config.classifiers.items():
+        default = [feature_key(role, streams[role].views[0]) for role in members]
+        specs.append(ClassifierSpec(name, tuple(default)))
+        for position, role in enumerate(members):
+            for view in streams[role].views[1:]:
+                inputs = list(default)
+                inputs[position] = feature_key(role, view)
+                specs.append(ClassifierSpec(f"{name}@{view}", tuple(inputs)))
+    target = config.heads.alpha_classifier
+    if target is not None:
+        members = config.classifiers[target]
+        inputs = tuple(feature_key(role, streams[role].views[0]) for role in members)
+        penalized = members.index(config.heads.penalized_stream)
+        specs += [ClassifierSpec(alpha_name(config, alpha), inputs, alpha, penalized)
+                  for alpha in config.heads.alphas]
     return specs
 
 
@@ -156,7 +161,7 @@ def train_heads(
             heads[spec.name] = train_linear_head(
                 inputs, subset.labels, len(subset.classes), alpha=spec.alpha,
                 alpha_reduction=config.heads.alpha_reduction,
-                penalised_stream=0, epochs=config.heads.epochs, lr=config.heads.lr,
+                penalised_stream=spec.penalized, epochs=config.heads.epochs, lr=config.heads.lr,
                 batch_size=config.heads.batch_size, seed=seed,
             )
     return heads

@@ -6,6 +6,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,11 +100,12 @@ class RunRecorder:
         key = OutcomeKey(dataset, subset, classifier, source, threat, perturbation, level, seed)
         self.outcomes[key] = Outcome(rows.detach().cpu(), correct)
 
-    def compare(self, dataset: str) -> None:
-        """Add the paired differences of ``dataset``'s results (see ``differences``)."""
+    def compare(self, dataset: str, sets: Mapping[str, Sequence[str]]) -> None:
+        """Add the paired differences of ``dataset``'s results (see ``differences``);
+        ``sets``: the configured classifiers and the streams they read."""
         mine = {k: v for k, v in self.outcomes.items() if k.dataset == dataset}
         self.differences += [DifferenceRow(experiment=self.experiment, **row)
-                             for row in paired_differences(mine)]
+                             for row in paired_differences(mine, sets)]
 
     @contextmanager
     def timed(self, step: str):

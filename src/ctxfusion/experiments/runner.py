@@ -12,8 +12,8 @@ from ctxfusion.config import DatasetConfig, ExperimentConfig
 from ctxfusion.data.manifest import Manifest
 from ctxfusion.experiments.analyses import blur_example, pca_rows
 from ctxfusion.experiments.attack_steps import (
-    ADVTRAIN,
     advtrain_head,
+    advtrained,
     fgsm_rows,
     fgsm_steps,
     pixel_epsilons,
@@ -32,6 +32,7 @@ from ctxfusion.experiments.heads import (
 from ctxfusion.experiments.recorder import describe_device, package_versions
 from ctxfusion.experiments.splits import load_split, prepare_dataset
 from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
+from ctxfusion.schema import WeightRow
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
@@ -53,12 +54,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
         "alpha_reduction": config.heads.alpha_reduction,
         "normalization": config.normalization,
         "streams": {role: s.describe() for role, s in ctx.streams.items()},
+        "classifiers": config.classifiers,
         "threat_model": _threat_model(ctx),
         "datasets": {},
     })
-    pretrained_fg = ctx.streams["fg"]
     for dataset in config.datasets:
-        ctx.streams["fg"] = pretrained_fg  # fine-tuning (if any) is per dataset
         with recorder.timed(f"dataset {dataset.name}"):
             _run_dataset(ctx, dataset)
         recorder.write()  # finished datasets are on disk even if a later one fails
@@ -115,7 +115,7 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
     print(f"[{dataset.name}] preparing data", file=sys.stderr)
     with recorder.timed("prepare"):
         manifest = prepare_dataset(dataset)
-    image_size = dataset.image_size or ctx.streams["fg"].input_size
+    image_size = dataset.image_size or next(iter(ctx.streams.values())).input_size
     if not manifest.has_boxes:
         for step in ("blur", "pca"):
             if step in steps and dataset.steps is not None:
@@ -123,9 +123,10 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
         steps -= {"blur", "pca"}
     train = load_split(cfg, dataset, manifest, "train", image_size)
     test = load_split(cfg, dataset, manifest, "test", image_size)
-    if cfg.finetune.enabled:
+    if cfg.finetune.enabled:  # this dataset's context holds the fine-tuned stream
         with recorder.timed("finetune"):
-            ctx.streams["fg"] = finetuned_stream(ctx, train, len(manifest.classes))
+            ctx = ctx.with_stream(cfg.finetune.stream,
+                                  finetuned_stream(ctx, train, len(manifest.classes)))
     subsets = [s for s in dataset.subsets if s == "all" or manifest.subsets.get(s)]
     for skipped in sorted(set(dataset.subsets) - set(subsets)):
         recorder.note(f"{dataset.name}: subset {skipped} not available in the manifest")
@@ -137,7 +138,8 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
         "manifest": str(manifest.path), "notes": list(manifest.notes),
     }
     if cfg.finetune.enabled:
-        recorder.info["datasets"][dataset.name]["finetuned_fg"] = ctx.streams["fg"].describe()
+        recorder.info["datasets"][dataset.name]["finetuned_stream"] = {
+            "role": cfg.finetune.stream, **ctx.streams[cfg.finetune.stream].describe()}
     print(f"[{dataset.name}] {len(train.labels)} train / {len(test.labels)} test images, "
           f"{image_size} px", file=sys.stderr)
     with recorder.timed("features"):
@@ -157,7 +159,7 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
         with recorder.timed("pca"):
             pca_rows(ctx, dataset.name, manifest, test, clean_features)
     _attack_steps(ctx, dataset.name, steps, train, test, trials)
-    recorder.compare(dataset.name)
+    recorder.compare(dataset.name, cfg.classifiers)
 
 
 def _attack_steps(ctx: RunContext, name: str, steps: set[str], train: SplitData,
@@ -173,9 +175,9 @@ def _attack_steps(ctx: RunContext, name: str, steps: set[str], train: SplitData,
         if "fgsm" in steps:
             with recorder.timed("fgsm"):
                 fgsm_steps(ctx, name, test, trial)
-        elif ADVTRAIN in trial.heads:  # the baseline is always scored under its own attack
+        elif adv := advtrained(ctx, trial):  # the baseline is always scored under its attack
             with recorder.timed("advtrain"):
-                fgsm_rows(ctx, name, test, trial, ADVTRAIN, [trial.spec(ADVTRAIN)])
+                fgsm_rows(ctx, name, test, trial, adv, [trial.spec(adv)])
         if "whitebox" in steps:
             with recorder.timed("whitebox"):
                 whitebox_rows(ctx, name, test, trial)
@@ -208,11 +210,11 @@ def _train_trials(
 def _record_contributions(ctx: RunContext, name: str, trial: Trial,
                           train_features: dict[str, torch.Tensor],
                           test_features: dict[str, torch.Tensor]) -> None:
-    """weights.csv rows: per joint head and stream, mean |w| (the paper's measure) and the
+    """weights.csv rows: per fused head and stream, mean |w| (the paper's measure) and the
     scale-aware contributions (see ``ctxfusion.schema``)."""
     reduction, n_train = ctx.config.heads.alpha_reduction, len(trial.train.labels)
     for spec in trial.specs:
-        if not spec.name.startswith("joint"):
+        if len(spec.inputs) < 2:  # contributions of the streams of fused heads only
             continue
         head = trial.heads[spec.name]
         train_in = [train_features[k][trial.train.rows] for k in spec.inputs]
@@ -221,13 +223,12 @@ def _record_contributions(ctx: RunContext, name: str, trial: Trial,
         for key, mean_abs, scaled, share in zip(
                 spec.inputs, head.stream_weight_means(), head.scaled_weight_means(train_in),
                 head.logit_shares(test_in), strict=True):
-            ctx.recorder.weights.append({
-                "dataset": name, "subset": trial.subset, "classifier": spec.name,
-                "alpha": spec.alpha, "alpha_reduction": reduction, "alpha_sum": alpha_sum,
-                "alpha_mean": alpha_sum / n_train, "seed": trial.seed,
-                "stream": key.split("@")[0], "mean_abs_weight": mean_abs,
-                "scaled_weight": scaled, "logit_share": share,
-            })
+            ctx.recorder.weights.append(WeightRow(
+                dataset=name, subset=trial.subset, classifier=spec.name, alpha=spec.alpha,
+                alpha_reduction=reduction, alpha_sum=alpha_sum, alpha_mean=alpha_sum / n_train,
+                seed=trial.seed, stream=key.split("@")[0], mean_abs_weight=mean_abs,
+                scaled_weight=scaled, logit_share=share,
+            ))
 
 
 def _score(ctx: RunContext, name: str, trials: list[Trial],

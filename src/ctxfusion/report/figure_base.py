@@ -39,7 +39,9 @@ ACC_LABEL = "accuracy"
 BAND_ONE_SEED = "shaded: 95 % Wilson interval of each accuracy"
 BAND_SEEDS = ("lines: mean over {k} seeds; shaded: from the mean of the per-seed 95 % Wilson "
               "lower bounds to the mean of the upper bounds; error bars: min-max over seeds")
-WHITEBOX_ATTACKS = ("pgd", "autoattack", "apgd", "bim", "cw")
+#: perturbations that are not an iterative attack (every other one in results.csv is: the
+#: registry of attacks may hold ones this report has never heard of)
+NON_ITERATIVE = ("none", "blur", "fgsm")
 DPI = 100
 
 
@@ -117,15 +119,20 @@ def plot_curves(ax: plt.Axes, drawn: dict[str, list[Point]], palette: Palette,
         ax.legend(fontsize=7, loc="best")
 
 
-def base_in(*bases: str) -> Callable[[str], bool]:
-    return lambda name: parse_classifier(name).base in bases and parse_classifier(
-        name).alpha is None
+def is_advtrained(name: str) -> bool:
+    """An adversarially retrained classifier (``fg-advtrain``)."""
+    return parse_classifier(name).base.endswith("-advtrain")
+
+
+def unregularised(name: str) -> bool:
+    """A configured classifier or one of its views: any number of streams, no alpha penalty,
+    not adversarially retrained (fg, bg, joint, joint3, bg@context...)."""
+    return parse_classifier(name).alpha is None and not is_advtrained(name)
 
 
 def alpha_sweep_member(name: str) -> bool:
-    parsed = parse_classifier(name)
-    return parsed.view is None and (parsed.alpha is not None
-                                    or parsed.base in ("fg", "bg", "joint", "fg-advtrain"))
+    """A classifier on its default views: every configured one, the alpha heads, advtrain."""
+    return parse_classifier(name).view is None
 
 
 class FigureBuilder:

@@ -7,14 +7,14 @@ from ctxfusion.report.diffs import find_diff
 from ctxfusion.report.figure_base import (
     ACC_LABEL,
     ATTACK_EPS_LABEL,
-    WHITEBOX_ATTACKS,
+    NON_ITERATIVE,
     FigureBuilder,
     band_note,
-    base_in,
     dataset_figure,
     plot_points,
     plt,
     run_figure,
+    unregularised,
 )
 from ctxfusion.report.select import PAPER_IMAGE_SIZE, curves, nearest, sigma_at_224
 from ctxfusion.report.style import CHANCE_STYLE, SUBSET_COLOURS
@@ -84,16 +84,17 @@ def whitebox_figure(builder: FigureBuilder, dataset: str) -> None:
     """figS2: accuracy vs eps for attacks crafted on each model (transfer vs white-box)."""
     stem = f"figS2_whitebox_{dataset}"
     rows = [r for r in builder.run.results if r.dataset == dataset and r.source]
-    if not any(r.source == "joint" or r.perturbation in WHITEBOX_ATTACKS for r in rows):
-        return builder.skip("figS2", dataset, "no attack crafted on the joint model and no "
-                            f"{'/'.join(WHITEBOX_ATTACKS)} rows", stem)
+    crafted_on = {r.source for r in rows if r.threat == "transfer"}
+    if len(crafted_on) < 2 and all(r.perturbation in NON_ITERATIVE for r in rows):
+        return builder.skip("figS2", dataset, "attacks crafted on one model only and no "
+                            "iterative white-box attack rows", stem)
     subsets = {r.subset for r in rows}
     subset = "all" if "all" in subsets else sorted(subsets)[0]
-    keep = base_in("fg", "bg", "joint")
+    keep = unregularised
     mine = [r for r in rows if r.subset == subset]
-    panels = [(f"crafted on {src}", "transfer", src) for src in ("fg", "joint")
-              if any(r.source == src for r in mine)]
-    if any(r.threat == "whitebox" and r.classifier not in ("fg", "joint") and keep(r.classifier)
+    sources = list(dict.fromkeys(r.source for r in mine if r.threat == "transfer"))
+    panels = [(f"crafted on {src}", "transfer", src) for src in sources]
+    if any(r.threat == "whitebox" and r.classifier not in sources and keep(r.classifier)
            for r in mine):
         panels.append(("white-box: each crafted on itself", "whitebox", ""))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2),
@@ -122,7 +123,8 @@ def whitebox_figure(builder: FigureBuilder, dataset: str) -> None:
     fig.suptitle(f"{dataset}, subset {subset}: transfer vs white-box attacks", fontsize=10)
     builder.add(fig, "figS2", dataset,
                 f"Beyond the paper: accuracy vs eps on {dataset} (subset {subset!r}) for attacks "
-                "crafted on fg and on joint (one panel per crafting model; the crafting model "
+                f"crafted on {' and on '.join(sources)} (one panel per crafting model; the "
+                "crafting model "
                 "itself is white-box, the others see transferred images) and, last panel, every "
                 "classifier attacked through its own gradients (white-box); "
                 f"{band_note(drawn_all)}.", stem)

@@ -12,10 +12,10 @@ from ctxfusion.report.figure_base import (
     SIGMA_LABEL,
     FigureBuilder,
     band_note,
-    base_in,
     dataset_figure,
     plot_curves,
     plt,
+    unregularised,
 )
 from ctxfusion.report.select import curves
 
@@ -25,15 +25,16 @@ PCA_MAX_CLASSES = 6
 
 @dataset_figure(order=2)
 def fig2(builder: FigureBuilder, dataset: str) -> None:
-    """Fig. 2: PCA of the fg and bg features, clean vs blurred."""
+    """Fig. 2: PCA of each stream's features (fg and bg in the paper), clean vs blurred."""
     rows = [r for r in builder.run.pca or [] if r.dataset == dataset]
     if not rows:
         why = "pca.csv not found" if builder.run.pca is None else f"no rows for {dataset}"
         return builder.skip("fig2", dataset, f"{why} in pca.csv (needs blur and boxes)")
     labels = list(dict.fromkeys(r.label for r in rows))[:PCA_MAX_CLASSES]
     cmap = matplotlib.colormaps["tab10"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, stream in zip(axes, ("fg", "bg"), strict=True):
+    streams = list(dict.fromkeys(r.stream for r in rows))
+    fig, axes = plt.subplots(1, len(streams), figsize=(5 * len(streams), 4.2), squeeze=False)
+    for ax, stream in zip(axes[0], streams, strict=True):
         for k, label in enumerate(labels):
             for condition, marker, alpha in (("clean", "o", 0.75), ("blur", "x", 0.75)):
                 pts = np.array([(r.pc1, r.pc2) for r in rows if (r.stream, r.label,
@@ -48,7 +49,8 @@ def fig2(builder: FigureBuilder, dataset: str) -> None:
         ax.legend(fontsize=6, ncol=2, loc="best")
     builder.add(fig, "fig2", dataset,
              f"Reproduces paper Fig. 2: PCA (2 components fitted per stream on clean test "
-             f"features) of the object-centric (fg) and scene-centric (bg) features of "
+             f"features) of each stream's features ({', '.join(streams)}; fg object-centric, bg "
+             f"scene-centric) for "
              f"{len(labels)} classes of {dataset}; circles clean, crosses blurred inside the "
              "object boxes, projected with the same PCA.")
 
@@ -57,7 +59,7 @@ def fig3(builder: FigureBuilder, dataset: str) -> None:
     """Fig. 3a, c, d: accuracy vs blur sigma, one figure per subset."""
     for figure, subset in BLUR_SUBSETS.items():
         drawn = curves(builder.run, dataset, subset, "blur", "none",
-                       base_in("fg", "bg", "joint"))
+                       unregularised)
         if not drawn:
             reason = f"no blur rows for {dataset} subset {subset!r} in results.csv"
             if subset not in builder.subsets(dataset):
@@ -103,7 +105,7 @@ def fig3b(builder: FigureBuilder, dataset: str) -> None:
 def fig4(builder: FigureBuilder, dataset: str) -> None:
     """Fig. 4a/c: accuracy vs FGSM eps crafted on fg."""
     curve_id = "fig4a" if builder.run.has_boxes(dataset) else "fig4c"
-    drawn = curves(builder.run, dataset, "all", "fgsm", "transfer", base_in("fg", "bg", "joint"))
+    drawn = curves(builder.run, dataset, "all", "fgsm", "transfer", unregularised)
     if not drawn:
         return builder.skip(curve_id, dataset, f"no fgsm rows crafted on fg (source 'fg') for "
                          f"{dataset} subset 'all' in results.csv")

@@ -19,7 +19,6 @@ from ctxfusion.report.select import Point, alpha_pair, clean_point, point, refer
 from ctxfusion.report.style import CHANCE_STYLE, classifier_sort_key, parse_classifier
 
 SUBSETS = ("all", "dissimilar")
-BASELINES = ("fg", "bg", "joint", "fg-advtrain")
 PANELS = (("transfer", "transfer (crafted on fg)"),
           ("whitebox", "white-box (crafted on each classifier itself)"))
 
@@ -27,9 +26,7 @@ PANELS = (("transfer", "transfer (crafted on fg)"),
 def _members(builder: FigureBuilder, dataset: str, subset: str) -> list[str]:
     names = {r.classifier for r in builder.run.results if (r.dataset, r.subset)
              == (dataset, subset)}
-    keep = [n for n in names if parse_classifier(n).view is None
-            and (n in BASELINES or (parse_classifier(n).alpha is not None
-                                    and parse_classifier(n).base == "joint"))]
+    keep = [n for n in names if parse_classifier(n).view is None]
     return sorted(keep, key=classifier_sort_key)
 
 
@@ -58,7 +55,7 @@ def _draw_panel(builder: FigureBuilder, ax: plt.Axes, dataset: str, subset: str,
                     xerr=[[clean.accuracy - clean.ci_low], [clean.ci_high - clean.accuracy]],
                     yerr=[[attacked.accuracy - attacked.ci_low],
                           [attacked.ci_high - attacked.accuracy]],
-                    label=name if name in BASELINES else None)
+                    label=name if parse_classifier(name).alpha is None else None)
         pair = alpha_pair(builder.run, dataset, subset, name)
         if pair is not None:
             ax.annotate(pair.label(), (clean.accuracy, attacked.accuracy), fontsize=6,

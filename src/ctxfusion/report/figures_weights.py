@@ -17,7 +17,7 @@ from ctxfusion.report.figure_base import (
     plt,
 )
 from ctxfusion.report.rundir import WeightRow
-from ctxfusion.report.style import STREAM_COLOURS, classifier_sort_key, parse_classifier
+from ctxfusion.report.style import classifier_sort_key, parse_classifier, stream_colour
 
 MEASURES = (("mean_abs_weight", "mean |w| (paper)"),
             ("logit_share", "logit_share (scale-aware, decides the claims)"))
@@ -47,33 +47,36 @@ def _missing_text(ax: plt.Axes, measure: str) -> None:
 
 @dataset_figure(order=4.5)
 def weight_figure(builder: FigureBuilder, dataset: str) -> None:
-    """Fig 4b (boxed datasets) or 4d (box-free): both measures for the unregularised heads."""
+    """Fig 4b (boxed datasets) or 4d (box-free): both measures for the unregularised fused
+    heads (joint, and any other classifier of two or more streams), one bar per stream."""
     figure = "fig4b" if builder.run.has_boxes(dataset) else "fig4d"
     rows = [w for w in builder.run.weights or [] if (w.dataset, w.subset) == (dataset, "all")
-            and parse_classifier(w.classifier).base == "joint"
             and parse_classifier(w.classifier).alpha is None]
     if not rows:
         why = "weights.csv not found" if builder.run.weights is None else (
-            f"weights.csv has no 'joint' rows for {dataset} subset 'all'")
+            f"weights.csv has no unregularised fused head for {dataset} subset 'all'")
         return builder.skip(figure, dataset, why)
     heads = sorted({w.classifier for w in rows}, key=classifier_sort_key)
+    streams = list(dict.fromkeys(w.stream for w in rows))
     fig, axes = plt.subplots(1, 2, figsize=(max(9.0, 3 + 3.2 * len(heads)), 4.2))
-    x = np.arange(len(heads))
+    x, width = np.arange(len(heads)), 0.76 / len(streams)
     for ax, (measure, label) in zip(axes, MEASURES, strict=True):
-        if not any(_values(rows, h, s, measure) for h in heads for s in ("fg", "bg")):
+        if not any(_values(rows, h, s, measure) for h in heads for s in streams):
             _missing_text(ax, measure)
-        for offset, stream in ((-0.2, "fg"), (0.2, "bg")):
+        for k, stream in enumerate(streams):
+            offset = (k - (len(streams) - 1) / 2) * width
             stats = [_mean_spread(_values(rows, head, stream, measure)) for head in heads]
-            ax.bar(x + offset, [s[0] for s in stats], width=0.38, color=STREAM_COLOURS[stream],
+            ax.bar(x + offset, [s[0] for s in stats], width=width, color=stream_colour(stream),
                    yerr=[[s[1] for s in stats], [s[2] for s in stats]], capsize=3,
                    label=f"{stream} half of W (weights on the {stream} features)")
         ax.set_xticks(x, heads)
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{dataset}: joint head contributions by stream (all classes)", fontsize=10)
+    fig.suptitle(f"{dataset}: fused head contributions by stream (all classes)", fontsize=10)
     builder.add(fig, figure, dataset,
-                f"Reproduces paper Fig. {figure[3:]}: contribution of the fg half and the bg "
-                f"half of the joint linear head on {dataset} (all classes). {VERDICT_NOTE}")
+                f"Reproduces paper Fig. {figure[3:]}: contribution of each stream's part "
+                f"({', '.join(streams)}) of the fused linear heads ({', '.join(heads)}) on "
+                f"{dataset} (all classes). {VERDICT_NOTE}")
 
 
 def _alpha_axis_label(builder: FigureBuilder, swept: list[WeightRow]) -> str:
@@ -93,10 +96,11 @@ def _paper_axis(ax: plt.Axes, swept: list[WeightRow]) -> None:
 
 def alpha_weight_figure(builder: FigureBuilder, dataset: str, subset: str, figure: str) -> None:
     """One of fig 5c/d: both measures of each stream vs alpha."""
-    rows = [w for w in builder.run.weights or [] if (w.dataset, w.subset) == (dataset, subset)
-            and parse_classifier(w.classifier).view is None
-            and parse_classifier(w.classifier).base == "joint"]
-    swept = [w for w in rows if w.alpha > 0]
+    swept = [w for w in builder.run.weights or [] if (w.dataset, w.subset) == (dataset, subset)
+             and parse_classifier(w.classifier).alpha is not None]
+    bases = {parse_classifier(w.classifier).base for w in swept}
+    rows = swept + [w for w in builder.run.weights or [] if (w.dataset, w.subset)
+                    == (dataset, subset) and w.classifier in bases]
     if not swept:
         why = "weights.csv not found" if builder.run.weights is None else (
             f"weights.csv has no joint-alpha<v> rows for {dataset} subset {subset!r}")
@@ -106,18 +110,19 @@ def alpha_weight_figure(builder: FigureBuilder, dataset: str, subset: str, figur
     for ax, (measure, label) in zip(axes, MEASURES, strict=True):
         if not any(getattr(w, measure) is not None for w in swept):
             _missing_text(ax, measure)
-        for stream in ("fg", "bg"):
+        for stream in dict.fromkeys(w.stream for w in swept):
             stats = [_mean_spread([float(getattr(w, measure)) for w in swept if w.alpha == a
                                    and w.stream == stream and getattr(w, measure) is not None])
                      for a in alphas]
             ax.errorbar(alphas, [s[0] for s in stats], yerr=[[s[1] for s in stats],
                                                              [s[2] for s in stats]],
-                        marker="o", capsize=2, color=STREAM_COLOURS[stream],
+                        marker="o", capsize=2, color=stream_colour(stream),
                         label=f"{stream} half")
-            plain = _values([w for w in rows if w.alpha == 0], "joint", stream, measure)
+            plain = [float(getattr(w, measure)) for w in rows if w.classifier in bases
+                     and w.stream == stream and getattr(w, measure) is not None]
             if plain:
-                ax.axhline(float(np.mean(plain)), color=STREAM_COLOURS[stream], linestyle=":",
-                           label=f"{stream} half, unregularised joint")
+                ax.axhline(float(np.mean(plain)), color=stream_colour(stream), linestyle=":",
+                           label=f"{stream} half, unregularised {'/'.join(sorted(bases))}")
         ax.set_xscale("log")
         ax.set_xlabel(_alpha_axis_label(builder, swept), fontsize=8)
         ax.set_ylabel(label)

@@ -82,6 +82,12 @@ def fallback_colour(name: str) -> str:
     return FALLBACK_COLOURS[zlib.crc32(name.encode("utf-8")) % len(FALLBACK_COLOURS)]
 
 
+def stream_colour(stream: str) -> str:
+    """The colour of a stream in weight charts and PCA titles (fg blue, bg green, others by
+    name)."""
+    return STREAM_COLOURS.get(stream) or fallback_colour(stream)
+
+
 def alpha_colour(alpha: float, log_range: tuple[float, float] = DEFAULT_LOG_ALPHA_RANGE) -> str:
     """Colour of ``joint-alpha<alpha>`` on the sequential ramp spanning ``log_range``."""
     low, high = log_range
