@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import pickle
 import shutil
@@ -20,7 +21,6 @@ from PIL import Image
 from conftest import shared_path
 from ctxfusion.cli import streams_cmd as streams_cli
 from ctxfusion.errors import WeightsError
-from ctxfusion.io import sha256_bytes
 from ctxfusion.streams import create_stream, list_streams
 from ctxfusion.streams.base import WeightRecord
 from ctxfusion.streams.resnet import places365_labels
@@ -308,7 +308,7 @@ def test_download_goes_to_the_cache_and_is_verified(tmp_path, monkeypatch):
     served = tmp_path / "server" / "w.bin"
     served.parent.mkdir()
     served.write_bytes(b"weights")
-    good = WeightRecord("w.bin", sha256_bytes(b"weights"), served.as_uri())
+    good = WeightRecord("w.bin", hashlib.sha256(b"weights").hexdigest(), served.as_uri())
     path = resolve_weights(good, stream_name="demo")
     assert path == tmp_path / "home" / "weights" / "w.bin" and path.read_bytes() == b"weights"
     bad = WeightRecord("v.bin", "0" * 64, served.as_uri())

@@ -9,7 +9,7 @@ from torch import nn
 from ctxfusion.errors import ConfigError
 from ctxfusion.models import FusionClassifier, LinearHead
 from ctxfusion.perturb.blur import boxes_mask
-from ctxfusion.perturb.views import CONTEXT_FALLBACK_FILL, VIEWS, apply_view, make_view
+from ctxfusion.perturb.views import CONTEXT_FALLBACK_FILL, VIEWS, make_view
 
 
 def batch(seed: int = 0, size: int = 24) -> torch.Tensor:
@@ -22,8 +22,8 @@ BOXES = [torch.tensor([[3.0, 4.0, 12.0, 15.0], [10.0, 10.0, 20.0, 22.0]]),
 
 def test_full_is_identity():
     x = batch()
-    assert apply_view(x, BOXES, "full") is x
-    assert apply_view(x, None, "full") is x
+    assert make_view("full")(x, BOXES) is x
+    assert make_view("full")(x, None) is x
 
 
 def test_context_output_does_not_depend_on_inside_pixels():
@@ -31,7 +31,7 @@ def test_context_output_does_not_depend_on_inside_pixels():
     inside = boxes_mask(BOXES, 24, 24).expand_as(x)
     other = x.clone()
     other[inside] = torch.rand(int(inside.sum()), generator=torch.Generator().manual_seed(9)) * 5
-    a, b = apply_view(x, BOXES, "context"), apply_view(other, BOXES, "context")
+    a, b = make_view("context")(x, BOXES), make_view("context")(other, BOXES)
     assert torch.equal(a, b)
     assert torch.equal(a[~inside], x[~inside])
     # the fill is the mean colour of the outside pixels, per image and channel
@@ -41,7 +41,7 @@ def test_context_output_does_not_depend_on_inside_pixels():
 
 def test_context_fallback_when_boxes_cover_everything():
     x = batch()
-    out = apply_view(x, [torch.tensor([[0.0, 0.0, 24.0, 24.0]]), torch.zeros(0, 4)], "context")
+    out = make_view("context")(x, [torch.tensor([[0.0, 0.0, 24.0, 24.0]]), torch.zeros(0, 4)])
     assert torch.all(out[0] == CONTEXT_FALLBACK_FILL)
     assert torch.equal(out[1], x[1])
 
@@ -49,20 +49,20 @@ def test_context_fallback_when_boxes_cover_everything():
 def test_object_view_crops_enclosing_rectangle():
     x = torch.zeros(1, 3, 20, 20)
     x[..., 5:15, 5:15] = 1.0  # a bright square, exactly the box
-    out = apply_view(x, [torch.tensor([[5.0, 5.0, 10.0, 10.0], [8.0, 8.0, 15.0, 15.0]])],
-                     "object")
+    out = make_view("object")(x, [torch.tensor([[5.0, 5.0, 10.0, 10.0],
+                                                [8.0, 8.0, 15.0, 15.0]])])
     assert out.shape == x.shape
     # the crop is all object; bilinear upsampling (2x) blends the outermost ring of samples
     # with the pixels just outside the rectangle, as any resize would
     assert out[..., 1:-1, 1:-1].min() > 0.99 and out.min() >= 0.5
-    same = apply_view(x, [torch.zeros(0, 4)], "object")  # no boxes: the whole image
+    same = make_view("object")(x, [torch.zeros(0, 4)])  # no boxes: the whole image
     torch.testing.assert_close(same, x)
 
 
 @pytest.mark.parametrize("view", ["context", "object"])
 def test_views_are_differentiable(view):
     x = batch().requires_grad_(True)
-    apply_view(x, BOXES, view).pow(2).sum().backward()
+    make_view(view)(x, BOXES).pow(2).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 

@@ -20,20 +20,26 @@ import yaml
 
 from ctxfusion.data.kinds import DATASET_KINDS as DATASET_KINDS  # re-exported
 from ctxfusion.data.kinds import DatasetConfig, kind_for_mapping
+from ctxfusion.data.manifest import SUBSETS
 from ctxfusion.errors import ConfigError
 from ctxfusion.perturb.attacks import EPS_SPACES
 from ctxfusion.perturb.attacks import ITERATIVE_ATTACKS as WHITEBOX_ATTACKS
 from ctxfusion.perturb.blur import BLUR_MODES
 from ctxfusion.perturb.views import VIEWS
 from ctxfusion.roles import resolve as resolve_roles
+from ctxfusion.schema.rows import ALPHA_REDUCTIONS
 
 # Vocabularies owned by the modules that implement them (live views of their registries):
 # VIEWS (perturb.views), DATASET_KINDS (data.kinds), EPS_SPACES and WHITEBOX_ATTACKS (the
 # iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur).
-SUBSETS = ("all", "dissimilar", "similar")
-ALPHA_REDUCTIONS = ("sum", "mean")
 STEPS = ("blur", "fgsm", "advtrain", "whitebox", "pca")
-NORMALIZATIONS = ("stream", "cifar10", "imagenet")
+#: dataset statistics selectable by ``normalization`` (SPEC §2: the paper uses CIFAR-10's);
+#: ``stream`` keeps each stream's own preprocessing
+NORMALIZATION_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+NORMALIZATIONS = ("stream", *NORMALIZATION_STATS)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, DataError
 from .models import FusionClassifier, LinearHead, alpha_regularised_loss
 from .perturb.attacks import Eps, fgsm_sweep
+from .schema.rows import ALPHA_REDUCTIONS
 
 
 def _check_features(features: Sequence[torch.Tensor], labels: torch.Tensor,
@@ -76,8 +77,9 @@ def train_linear_head(
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be an integer >= 1, got {epochs!r}")
     _check_positive(lr=lr, batch_size=batch_size)
-    if alpha_reduction not in ("mean", "sum"):
-        raise ConfigError(f"alpha_reduction must be 'mean' or 'sum', got {alpha_reduction!r}")
+    if alpha_reduction not in ALPHA_REDUCTIONS:
+        raise ConfigError(f"alpha_reduction must be one of {', '.join(ALPHA_REDUCTIONS)}, "
+                          f"got {alpha_reduction!r}")
     if alpha_reduction == "sum":
         alpha = alpha / labels.shape[0]
     x = torch.cat([f.float() for f in features], dim=1)

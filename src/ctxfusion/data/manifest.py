@@ -26,6 +26,9 @@ SPLITS = ("train", "test")
 _REQUIRED = ("format", "dataset", "images_dir", "classes", "subsets", "images")
 _IMAGE_KEYS = ("id", "file_name", "label", "boxes", "split")
 
+#: the class subsets a manifest defines (SPEC §2): every class, and two of 4 classes
+SUBSETS = ("all", "dissimilar", "similar")
+
 
 @dataclass
 class Manifest:
@@ -260,5 +263,5 @@ def choose_subsets(classes: list[str], supercategories: dict[str, str], size: in
         notes.append(f"similar: no supercategory has {size} of the selected classes; using the "
                      f"largest, {largest!r}, with {len(similar)}")
     order = {name: i for i, name in enumerate(classes)}
-    return {"all": list(classes), "dissimilar": sorted(dissimilar, key=order.get),
-            "similar": sorted(similar, key=order.get)}, notes
+    members = (list(classes), sorted(dissimilar, key=order.get), sorted(similar, key=order.get))
+    return dict(zip(SUBSETS, members, strict=True)), notes

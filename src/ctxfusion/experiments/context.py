@@ -13,19 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ctxfusion.config import ExperimentConfig
+from ctxfusion.config import NORMALIZATION_STATS, ExperimentConfig
 from ctxfusion.errors import ConfigError
 from ctxfusion.experiments.recorder import RunRecorder
 from ctxfusion.features import FeatureCache, module_digest, stream_identity
 from ctxfusion.paths import expand_path, home_dir
 from ctxfusion.perturb.views import make_view
 from ctxfusion.streams import Stream, create_stream, stream_info
-
-#: normalisation statistics selectable by ``normalization`` (SPEC §2: the paper uses CIFAR-10's)
-NORMALIZATION_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
 
 
 def seed_everything(seed: int) -> None:

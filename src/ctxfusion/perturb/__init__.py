@@ -8,10 +8,9 @@ from .attacks import (
     make_attack,
 )
 from .blur import blur_inside_boxes, boxes_mask, gaussian_blur_separable, gaussian_kernel1d
-from .views import apply_view, make_view
+from .views import make_view
 
 __all__ = [
-    "apply_view",
     "blur_inside_boxes",
     "boxes_mask",
     "eps_to_normalized",

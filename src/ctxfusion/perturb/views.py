@@ -120,12 +120,6 @@ def object_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Te
                      spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
-def apply_view(images: torch.Tensor, boxes: Sequence[torch.Tensor] | None,
-               view: str) -> torch.Tensor:
-    """Apply the named view (``full``, ``context``, ``object`` or a registered one) to a batch."""
-    return make_view(view)(images, boxes)
-
-
 def make_view(name: str) -> View:
     """The view ``name`` as a callable ``(images, boxes) -> images`` for ``FusionClassifier``."""
     if name not in _VIEWS:

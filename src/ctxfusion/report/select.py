@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.style import classifier_sort_key, parse_classifier
-from ctxfusion.schema import ResultRow
+from ctxfusion.schema import THREATS, ResultRow
 
-SETTINGS = ("none", "transfer", "whitebox")
+SETTINGS = THREATS  # a comparison setting is named after the threat it holds
 #: the eps (pixel space) the trade-off figure and the claims evaluate at: the sweep's closest
 REFERENCE_EPS = 0.02
 #: the paper's image size: its blur sigmas are in pixels at 224 px
