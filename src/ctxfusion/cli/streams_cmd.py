@@ -26,6 +26,7 @@ def stream_rows() -> list[dict]:
             "domain": entry.domain,
             "feature_dim": entry.feature_dim,
             "input_size": entry.input_size,
+            "preprocessing": entry.preprocessing.to_dict(),
             "weights_file": record.file_name if record else None,
             "url": record.url if record else None,
             "sha256": record.sha256 if record else None,
@@ -48,9 +49,14 @@ def main(args: argparse.Namespace) -> int:
             "missing (downloaded on first use unless CTXFUSION_OFFLINE=1)" if row["url"]
             else "missing"
         )
+        pre = row["preprocessing"]
+        normalise = (f"mean {pre['mean']}, std {pre['std']}" if pre["mean"] is not None
+                     else pre["description"] or "its own preprocessing")
         print(
             f"{row['name']}\n  domain {row['domain']}, {row['feature_dim']}-d features, "
-            f"input {row['input_size']} px\n  weights: {row['weights_file']}  url: "
-            f"{row['url'] or '-'}\n  present: {where}"
+            f"input {row['input_size']} px, {normalise}\n  weights: {row['weights_file']}  "
+            f"url: {row['url'] or '-'}\n  present: {where}"
         )
+    print("also: torchvision:<model> (torchvision.models.list_models()) and timm:<model> "
+          "(timm.list_models()), any classification model, features at the global pool")
     return 0
