@@ -128,3 +128,29 @@ def test_the_demo_config_has_three_streams_and_a_three_way_joint() -> None:
     config = load_config(REPO / "configs" / "demo.yaml")
     assert list(config.streams) == ["fg", "bg", "crop"]
     assert config.classifiers["joint3"] == ["fg", "bg", "crop"]
+
+
+def test_preprocessing_is_the_streams_own_data(tmp_path: Path) -> None:
+    """``normalization`` and per-stream overrides reach each stream as its preprocessing (no
+    buffer is rewritten afterwards); a library stream with random weights joins the run."""
+    import torch
+
+    from ctxfusion.config import NORMALIZATION_STATS
+    from ctxfusion.experiments.context import RunContext
+
+    config = _load(tmp_path, {**PAPER, "normalization": "cifar10", "streams": {
+        "fg": {"name": OBJECT, "input_size": 48},
+        "bg": {"name": SCENE, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        "lite": {"name": "efficientnet-lite0-imagenet"},
+        "tv": {"name": "torchvision:resnet18", "weights": "random"},
+    }})
+    ctx = RunContext.create(config, tmp_path / "run")
+    mean, std = NORMALIZATION_STATS["cifar10"]
+    fg, bg, lite, tv = (ctx.streams[role] for role in ("fg", "bg", "lite", "tv"))
+    assert (fg.preprocessing.mean, fg.preprocessing.std, fg.input_size) == (mean, std, 48)
+    assert bg.preprocessing.std == (0.25, 0.25, 0.25)  # its own setting wins
+    assert lite.preprocessing.mean is None  # not a mean/std stream: left as it is, with a note
+    assert any("ignored for stream lite" in note for note in ctx.recorder.notes)
+    assert tv.preprocessing.mean == mean and tv.feature_dim == 512
+    torch.testing.assert_close(ctx.normalization_std(), torch.tensor(std))
+    assert config.classifiers["joint"] == ["fg", "bg", "lite", "tv"]  # the preset: all streams
