@@ -1,5 +1,6 @@
 # Two commands set everything up: `make demo` and `make test`.
-# Each creates .venv when missing and re-installs only when pyproject.toml changed.
+# Each creates .venv when missing and re-installs only when pyproject.toml or the lock changed;
+# requirements-lock.txt pins every dependency to the versions that produced docs/examples/.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,12 +13,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(STAMP): pyproject.toml requirements-lock.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements-lock.txt -e .
 	touch $(STAMP)
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_STAMP): pyproject.toml requirements-lock.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[test]'
 	touch $(STAMP) $(TEST_STAMP)
 
 demo: $(STAMP)
