@@ -9,6 +9,7 @@ file, the dotted key and what is valid, e.g.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -122,7 +123,7 @@ class FgsmConfig:
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
-        _check_epsilons(f"{where}.epsilons", self.epsilons)
+        _check_epsilons(f"{where}.epsilons", self.epsilons, self.eps_space)
 
 
 @dataclass
@@ -143,7 +144,6 @@ class WhiteboxConfig:
     def validate(self, where: str) -> None:
         for i, attack in enumerate(self.attacks):
             _check_choice(f"{where}.attacks[{i}]", attack, WHITEBOX_ATTACKS)
-        _check_epsilons(f"{where}.epsilons", self.epsilons)
         _check_positive(where, self, "steps", "restarts", "max_images")
 
 
@@ -197,6 +197,7 @@ class AdvTrainConfig:
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
+        _check_eps(f"{where}.eps", self.eps, self.eps_space)
         _check_positive(where, self, "eps", "epochs", "lr", "max_train_images")
         if not 0 < self.adv_fraction <= 1:
             raise ConfigError(f"{where}.adv_fraction = {self.adv_fraction}: must be in (0, 1]")
@@ -275,6 +276,8 @@ class ExperimentConfig:
         if self.repeats < 1:
             raise ConfigError(f"{where}repeats = {self.repeats}: must be >= 1 (the number of "
                               "seeds the heads are trained with)")
+        # in fgsm.eps_space, hence checked here rather than in WhiteboxConfig
+        _check_epsilons(f"{where}whitebox.epsilons", self.whitebox.epsilons, self.fgsm.eps_space)
         resolve_roles(self)
 
     @property
@@ -301,12 +304,23 @@ def _check_positive(where: str, obj: object, *keys: str) -> None:
             raise ConfigError(f"{where}.{key} = {value}: must be > 0")
 
 
-def _check_epsilons(key: str, epsilons: list[float]) -> None:
+def _check_epsilons(key: str, epsilons: list[float], space: str) -> None:
+    """Each eps finite, >= 0 and, in pixel space, <= 1 (a normalised eps is checked in pixel
+    space once the streams and their std are known, by the runner)."""
     if not epsilons:
         raise ConfigError(f"{key} is empty: give at least one eps >= 0")
     for i, eps in enumerate(epsilons):
-        if eps < 0:
-            raise ConfigError(f"{key}[{i}] = {eps}: an eps must be >= 0")
+        _check_eps(f"{key}[{i}]", eps, space)
+
+
+def _check_eps(key: str, eps: float, space: str) -> None:
+    """One eps: see :func:`_check_epsilons`."""
+    if space == "pixel" and not (math.isfinite(eps) and 0 <= eps <= 1):
+        raise ConfigError(f"{key} = {eps}: an eps must be a finite number in [0, 1] "
+                          "(pixel space)")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ConfigError(f"{key} = {eps}: an eps must be a finite number >= 0 (in pixel "
+                          "space at most 1)")
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -417,10 +431,20 @@ def apply_override(data: dict, assignment: str) -> None:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read, override and validate a YAML experiment config."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file: give a YAML experiment "
+                          "config (see configs/)")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at "
+                          f"position {exc.start} is not UTF-8): give a YAML experiment "
+                          "config") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}): give a readable YAML "
+                          "experiment config") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module ``ctxfusion.cli.<name>_cmd``, which defines
 ``configure(parser)`` (adds the subcommand's options) and ``main(args) -> int``. Errors derived from
-:class:`ctxfusion.errors.CtxfusionError` are printed as ``error: ...`` with exit status 2.
+:class:`ctxfusion.errors.CtxfusionError`, and operating-system errors on the user's files, are
+printed as ``error: ...`` with exit status 2; any other exception is an internal error, printed
+in one line with exit status 1 (``--debug``: raised, with its traceback).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+DEBUG_HELP = "on an internal error, show the traceback (and let a debugger catch it)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -42,10 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         "late fusion, blur and attack sweeps, figures and a report.",
     )
     parser.add_argument("--version", action="version", version=f"ctxfusion {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                help=DEBUG_HELP)
         module.configure(sub_parser)
         sub_parser.set_defaults(_main=module.main)
     return parser
@@ -67,4 +75,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished steps are kept and reused on the next run", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {exc}) while running "
+              f"'ctxfusion {args.command}'; please report it with the command and run.json; "
+              "rerun with --debug for the traceback", file=sys.stderr)
+        return 1
+
+
+def os_error_message(exc: OSError) -> str:
+    """``<path>: <what is wrong>: <what would help>`` for an operating-system error."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    what = exc.strerror or str(exc)
+    hint = {
+        PermissionError: "check its permissions, or choose a path this user can read and write",
+        IsADirectoryError: "a file was expected there, not a folder",
+        NotADirectoryError: "a part of the path is a file, where a folder was expected",
+        FileNotFoundError: "check that the path exists",
+    }.get(type(exc), "check the path, the free disk space and the permissions")
+    return f"{paths or 'a file operation'}: {what}: {hint}"
 

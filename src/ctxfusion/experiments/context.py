@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ctxfusion.config import NORMALIZATION_STATS, ExperimentConfig
-from ctxfusion.errors import ConfigError
+from ctxfusion.errors import ConfigError, CtxfusionError
 from ctxfusion.experiments.recorder import RunRecorder
 from ctxfusion.features import FeatureCache, module_digest, stream_identity
 from ctxfusion.paths import expand_path, home_dir
@@ -80,8 +80,12 @@ class RunContext:
             weights = stream_config.weights
             if weights and weights != "random":
                 weights = str(expand_path(weights))
-            stream = create_stream(stream_config.name, weights=weights,
-                                   preprocessing=stream_preprocessing(config, role, recorder))
+            try:
+                stream = create_stream(stream_config.name, weights=weights,
+                                       preprocessing=stream_preprocessing(config, role, recorder))
+            except CtxfusionError as exc:  # the same error, naming the config key
+                where = f"{config.source_path}: " if config.source_path else ""
+                raise type(exc)(f"{where}streams.{role} ({stream_config.name}): {exc}") from None
             context.streams[role] = stream.to(device)
         return context
 

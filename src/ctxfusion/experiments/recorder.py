@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import torch
 import yaml
 
+from ctxfusion.errors import ConfigError, DataError
 from ctxfusion.experiments.differences import Outcome, OutcomeKey, paired_differences
-from ctxfusion.io import atomic_write_text
+from ctxfusion.io import atomic_write_text, writable_folder_problem
 from ctxfusion.schema import (
     DifferenceRow,
     PcaRow,
@@ -81,6 +82,8 @@ class RunRecorder:
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    status: str = "running"  # see ctxfusion.schema.RUN_STATUSES
+    error: str | None = None
 
     def add_result(
         self, *, dataset: str, subset: str, classifier: str, perturbation: str, level: float,
@@ -139,6 +142,8 @@ class RunRecorder:
             "finished": _iso(finished),
             "duration_s": round(finished - self.started, 2),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "status": self.status,
+            "error": self.error,
             **self.info,
             "notes": self.notes,
         }
@@ -159,7 +164,43 @@ class RunRecorder:
         for path, record_type, items in tables:
             if items:
                 write_records(path, record_type, as_records(record_type, items))
-        atomic_write_text(paths.run_json, json.dumps(self.run_info().to_json(), indent=1))
+        self.write_run_json()
+
+    def write_run_json(self) -> None:
+        """Write run.json alone (atomically): its status, timings and what is recorded."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.paths.run_json, json.dumps(self.run_info().to_json(), indent=1))
+
+
+def check_run_dir(out: Path, experiment: str, option: str = "--out") -> None:
+    """Raise ConfigError unless ``out`` can become this experiment's run directory: a new
+    folder in a writable place, an empty folder, or a run directory of the same experiment
+    (complete or not: rerunning resumes it). Writes nothing."""
+    problem = writable_folder_problem(out)
+    valid = (f"give a new folder, an empty one or a run directory of experiment "
+             f"{experiment!r}")
+    if problem:
+        raise ConfigError(f"{option} {out}: {problem}: {valid}")
+    if not out.is_dir() or all(_is_temporary(p) for p in out.iterdir()):
+        return
+    run_json = RunPaths(out).run_json
+    if not run_json.is_file():
+        raise ConfigError(f"{option} {out}: a folder with other files, not a ctxfusion run "
+                          f"directory (no {run_json.name}): {valid}")
+    try:
+        info = RunInfo.from_json(json.loads(run_json.read_text(encoding="utf-8")),
+                                 str(run_json))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, DataError) as exc:
+        raise ConfigError(f"{option} {out}: {run_json.name} cannot be read ({exc}), so this is "
+                          f"not a run directory ctxfusion can resume: {valid}") from None
+    if info.experiment != experiment:
+        raise ConfigError(f"{option} {out}: holds a run of experiment {info.experiment!r}, not "
+                          f"{experiment!r}: {valid}")
+
+
+def _is_temporary(path: Path) -> bool:
+    """A ``*.tmp-<pid>`` leftover of an atomic write."""
+    return ".tmp-" in path.name
 
 
 def _iso(timestamp: float) -> str:

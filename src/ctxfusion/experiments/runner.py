@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from tqdm import tqdm
 
 from ctxfusion.config import DatasetConfig, ExperimentConfig
 from ctxfusion.data.manifest import Manifest
+from ctxfusion.errors import ConfigError, CtxfusionError
 from ctxfusion.experiments.analyses import blur_example, pca_rows
 from ctxfusion.experiments.attack_steps import (
     advtrain_head,
@@ -29,21 +31,99 @@ from ctxfusion.experiments.heads import (
     subsample_per_class,
     train_heads,
 )
-from ctxfusion.experiments.recorder import describe_device, package_versions
+from ctxfusion.experiments.recorder import check_run_dir, describe_device, package_versions
 from ctxfusion.experiments.splits import load_split, prepare_dataset
 from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
-from ctxfusion.schema import WeightRow
+from ctxfusion.io import remove_stale_temp_files, writable_folder_problem
+from ctxfusion.paths import expand_path, home_dir
+from ctxfusion.schema import RunPaths, WeightRow
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
     """Run every dataset of ``config`` into the run directory ``out``; returns the path of
-    its ``report.html``."""
+    its ``report.html``.
+
+    Everything that can be checked is checked before ``out`` is created or anything written:
+    the output folder, the cache folders, the streams and their weights, the eps in pixel
+    space and every dataset's manifest. run.json's ``status`` then says ``running`` until the
+    end (``complete``), or ``failed``/``interrupted`` with the ``error``; rerunning on an
+    incomplete run directory of the same experiment resumes it (cached features are reused).
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_run_dir(out, config.experiment)
+    cache_root = expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
+    _check_cache_folders(config, cache_root)
     seed_everything(config.seed)
     ctx = RunContext.create(config, out)
-    recorder = ctx.recorder
-    recorder.write_config(config.to_dict())
+    check_pixel_epsilons(ctx)
+    manifests = _prepare_datasets(ctx)
+    _start(ctx, cache_root)
+    try:
+        for dataset in config.datasets:
+            with ctx.recorder.timed(f"dataset {dataset.name}"):
+                _run_dataset(ctx, dataset, manifests[dataset.name])
+            ctx.recorder.write()  # finished datasets are on disk even if a later one fails
+        return _finish(ctx)
+    except KeyboardInterrupt:
+        _stop(ctx, "interrupted", "interrupted (Ctrl-C or SIGINT)")
+        raise
+    except BaseException as exc:
+        _stop(ctx, "failed", str(exc) if isinstance(exc, CtxfusionError)
+              else f"internal error: {type(exc).__name__}: {exc}")
+        raise
+
+
+def _check_cache_folders(config: ExperimentConfig, cache_root: Path) -> None:
+    """The cache home (datasets, weights) and the feature cache must be writable folders."""
+    folders = [("$CTXFUSION_HOME", home_dir())]
+    if config.cache_dir:
+        folders.append((f"{config.source_path}: cache_dir", cache_root))
+    for name, folder in folders:
+        problem = writable_folder_problem(folder)
+        if problem:
+            raise ConfigError(f"{name} = {folder}: {problem}: the caches need a folder this "
+                              "user can write to")
+
+
+def check_pixel_epsilons(ctx: RunContext) -> None:
+    """Every normalised-space eps must be at most 1 in pixel space with the run's std (the
+    first stream's); pixel-space eps were checked when the config was loaded."""
+    cfg = ctx.config
+    settings = [("fgsm.epsilons", cfg.fgsm.epsilons, cfg.fgsm.eps_space),
+                ("whitebox.epsilons", cfg.whitebox.epsilons, cfg.fgsm.eps_space),
+                ("advtrain.eps", [cfg.advtrain.eps], cfg.advtrain.eps_space)]
+    std = ctx.normalization_std()
+    for key, epsilons, space in settings:
+        if space != "normalized":
+            continue
+        for i, eps in enumerate(epsilons):
+            pixel = float(eps) * float(std.max())
+            if pixel > 1:
+                shown = key if key == "advtrain.eps" else f"{key}[{i}]"
+                raise ConfigError(
+                    f"{cfg.source_path}: {shown} = {eps} (normalized space) is {pixel:.4g} in "
+                    f"pixel space with the std {[round(float(v), 4) for v in std]}: an eps "
+                    "must be a finite number in [0, 1] (pixel space)")
+
+
+def _prepare_datasets(ctx: RunContext) -> dict[str, Manifest]:
+    """Every dataset's manifest, before the run directory is created (bad data fails first)."""
+    manifests = {}
+    for dataset in ctx.config.datasets:
+        print(f"[{dataset.name}] preparing data", file=sys.stderr)
+        with ctx.recorder.timed("prepare"):
+            manifests[dataset.name] = prepare_dataset(dataset)
+    return manifests
+
+
+def _start(ctx: RunContext, cache_root: Path) -> None:
+    """Create the run directory, remove stale temporary files of killed runs, write run.json
+    (status ``running``) and config.yaml."""
+    config, recorder = ctx.config, ctx.recorder
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    for folder in (ctx.out, cache_root, home_dir() / "datasets"):
+        for path in remove_stale_temp_files(folder):
+            print(f"note: removed {path}, left by a run that was killed", file=sys.stderr)
     recorder.info.update({
         "config_path": config.source_path,
         "versions": package_versions(),
@@ -58,18 +138,45 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
         "threat_model": _threat_model(ctx),
         "datasets": {},
     })
-    for dataset in config.datasets:
-        with recorder.timed(f"dataset {dataset.name}"):
-            _run_dataset(ctx, dataset)
-        recorder.write()  # finished datasets are on disk even if a later one fails
+    recorder.write_run_json()
+    recorder.write_config(config.to_dict())
+
+
+def _finish(ctx: RunContext) -> Path:
+    """Record the cache use, build the report and mark the run complete."""
+    recorder = ctx.recorder
     recorder.info["cache"] = {"hits": ctx.cache.hits, "misses": ctx.cache.misses}
     recorder.write()
     with recorder.timed("report"):
         from ctxfusion.report import build_report
 
-        report = build_report(out)  # redraws every figure the data supports
+        report = build_report(ctx.out, status="complete")  # every figure the data supports
+    recorder.status = "complete"
     recorder.write()
     return report
+
+
+def _stop(ctx: RunContext, status: str, error: str) -> None:
+    """Record in run.json why the run ended early. Only the datasets written with their
+    results stay listed; a failure to write is not allowed to hide the original error."""
+    recorder = ctx.recorder
+    recorder.status, recorder.error = status, error
+    finished = _finished_datasets(ctx.out)
+    recorder.info["datasets"] = {name: info for name, info in
+                                 recorder.info.get("datasets", {}).items() if name in finished}
+    try:
+        recorder.write_run_json()
+    except (OSError, CtxfusionError) as exc:
+        print(f"note: could not record the status in {recorder.paths.run_json}: {exc}",
+              file=sys.stderr)
+
+
+def _finished_datasets(out: Path) -> set[str]:
+    """Datasets listed in the run.json on disk (written once a dataset has finished)."""
+    try:
+        return set(json.loads(RunPaths(out).run_json.read_text(encoding="utf-8"))["datasets"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def _threat_model(ctx: RunContext) -> dict:
@@ -109,12 +216,9 @@ def _threat_model(ctx: RunContext) -> dict:
     }
 
 
-def _run_dataset(ctx: RunContext, dataset: DatasetConfig) -> None:
+def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) -> None:
     cfg, recorder = ctx.config, ctx.recorder
     steps = set(dataset.steps if dataset.steps is not None else cfg.steps)
-    print(f"[{dataset.name}] preparing data", file=sys.stderr)
-    with recorder.timed("prepare"):
-        manifest = prepare_dataset(dataset)
     image_size = dataset.image_size or next(iter(ctx.streams.values())).input_size
     if not manifest.has_boxes:
         for step in ("blur", "pca"):

@@ -24,6 +24,7 @@ from ctxfusion.report.html_sections import (
     conventions_section,
     differences_section,
     esc,
+    incomplete_banner,
     known,
 )
 from ctxfusion.report.rundir import RunData, load_run
@@ -42,6 +43,7 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444}
 pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em}
 .caution{background:#fff4e5;border-left:4px solid #e66101;padding:.6em 1em}
+.incomplete{background:#fbeaea;border:2px solid #b2182b;padding:.6em 1em;margin:1em 0}
 td small{color:#666}td.verdict{min-width:14em}
 td[data-verdict='reproduced']{background:#eaf6ea}td[data-verdict='partly']{background:#fdf6e3}
 td[data-verdict='not reproduced']{background:#fbeaea}
@@ -300,12 +302,14 @@ def _notes(run: RunData) -> str:
     return f"<h2 id='notes'>Notes</h2><ul>{items}</ul>"
 
 
-def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None = None) -> str:
-    """The report page as a string (``claims``: the run's claim verdicts, if judged)."""
+def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None = None,
+                status: str | None = None) -> str:
+    """The report page as a string (``claims``: the run's claim verdicts, if judged;
+    ``status``: the run's status instead of run.json's; not complete: a banner on top)."""
     title = f"ctxfusion report: {run.info.experiment or run.run_dir.name}"
     config = (f"<pre>{esc(run.config_text)}</pre>" if run.config_text is not None
               else "<p>config.yaml not found in the run directory.</p>")
-    body = (f"<h1>{esc(title)}</h1>" + NAV + _summary(run)
+    body = (f"<h1>{esc(title)}</h1>" + incomplete_banner(run, status) + NAV + _summary(run)
             + (claims_section(claims) if claims is not None else "") + _threat_model(run)
             + conventions_section(run) + _figures(figures) + _tables(run)
             + differences_section(run) + _notes(run)
@@ -314,11 +318,12 @@ def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None 
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")
 
 
-def build_report(run_dir: str | Path) -> Path:
+def build_report(run_dir: str | Path, status: str | None = None) -> Path:
     """Redraw the figures of ``run_dir``, judge its claims (claims.csv, claims.md) and write
-    its ``report.html``; return the page's path."""
+    its ``report.html``; return the page's path. ``status``: the run's status when the
+    caller knows better than run.json (``ctxfusion run`` building its report at the end)."""
     run = load_run(run_dir)
     figures = render_figures(run)
     claims = evaluate_run(run)
     write_claims(claims, run.run_dir)
-    return atomic_write_text(run.paths.report_html, render_html(run, figures, claims))
+    return atomic_write_text(run.paths.report_html, render_html(run, figures, claims, status))

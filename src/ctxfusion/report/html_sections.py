@@ -160,3 +160,18 @@ def claims_section(rows: list[ClaimRow]) -> str:
                      f"{esc(text)}</td>{''.join(tds)}</tr>")
     parts.append("</table>")
     return "".join(parts)
+
+
+def incomplete_banner(run: RunData, status: str | None = None) -> str:
+    """A banner for the top of the page when the run is not complete (``status``: instead
+    of run.json's), naming the datasets that did not finish; empty for a complete run."""
+    message = run.incomplete(status)
+    if message is None:
+        return ""
+    missing = run.missing_datasets()
+    items = "".join(f"<li>{esc(name)}</li>" for name in missing)
+    listing = (f"<p>Datasets of config.yaml missing from this report:</p><ul>{items}</ul>"
+               if missing else "")
+    return (f"<div class='incomplete' role='alert' data-status='{esc(status or run.status)}'>"
+            f"<b>This run is incomplete.</b> {esc(message)}{listing}</div>")
+

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ctxfusion.errors import DataError
 from ctxfusion.schema import (
     ALPHA_REDUCTIONS,
@@ -56,6 +58,41 @@ class RunData:
     def paths(self) -> RunPaths:
         """The run directory's files."""
         return RunPaths(self.run_dir)
+
+    @property
+    def status(self) -> str:
+        """run.json's status (``complete`` for older runs without one)."""
+        return self.info.state
+
+    def configured_datasets(self) -> list[str]:
+        """The dataset names of config.yaml (empty when it is missing or unreadable)."""
+        try:
+            config = yaml.safe_load(self.config_text or "") or {}
+        except yaml.YAMLError:
+            return []
+        listed = config.get("datasets") if isinstance(config, dict) else None
+        return [str(d["name"]) for d in listed or [] if isinstance(d, dict) and "name" in d]
+
+    def missing_datasets(self) -> list[str]:
+        """Datasets of config.yaml that run.json does not list: not finished."""
+        return [name for name in self.configured_datasets() if name not in self.info.datasets]
+
+    def incomplete(self, status: str | None = None) -> str | None:
+        """Why the run is incomplete (``status``: instead of run.json's), or None if it is
+        complete."""
+        status = status or self.status
+        if status == "complete":
+            return None
+        why = {"running": "it is still running, or was killed",
+               "failed": "an error ended it", "interrupted": "it was interrupted"}[status]
+        missing = self.missing_datasets()
+        parts = [f"{self.run_dir} is incomplete (status: {status}): {why}"]
+        if self.info.error:
+            parts.append(f"error: {self.info.error}")
+        parts.append("datasets not finished: " + ", ".join(missing) if missing
+                     else "every dataset finished, the end of the run (report) did not")
+        parts.append("rerun the same `ctxfusion run` command to resume it")
+        return "; ".join(parts)
 
     def datasets(self) -> list[str]:
         """Dataset names, in order of first appearance (results.csv, then run.json)."""

@@ -23,6 +23,10 @@ KEEP_NULL = {"keep_null": True}
 _EXTRA = "extra"
 #: an eps: one value, or one per channel
 Eps = float | list[float]
+#: run.json ``status``: ``running`` (written at the start; also what a killed run leaves),
+#: ``complete`` (every dataset and the report done), ``failed`` (an error ended it, see
+#: ``error``), ``interrupted`` (Ctrl-C). A run.json without it (older runs) is complete.
+RUN_STATUSES = ("running", "complete", "failed", "interrupted")
 
 
 def _kind_of(value: Any) -> str:
@@ -200,6 +204,8 @@ class RunInfo:
     finished: str | None = None
     duration_s: float | None = None
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
+    status: str | None = None  # one of RUN_STATUSES; None (older runs): complete
+    error: str | None = None  # the message that ended a failed or interrupted run
     config_path: str | None = field(default=None, metadata=KEEP_NULL)
     versions: dict[str, str] = field(default_factory=dict)  # package -> version
     device: str | None = None
@@ -222,7 +228,16 @@ class RunInfo:
     @classmethod
     def from_json(cls, data: Any, where: str = "run.json") -> RunInfo:
         """Parse run.json's object (``where``: the file, for errors)."""
-        return from_json(cls, data, where)
+        info = from_json(cls, data, where)
+        if info.status is not None and info.status not in RUN_STATUSES:
+            raise DataError(f"{where}: key 'status' = {info.status!r}: valid values are "
+                            f"{', '.join(RUN_STATUSES)}")
+        return info
+
+    @property
+    def state(self) -> str:
+        """The run's status: ``status``, or ``complete`` for older runs that lack it."""
+        return self.status or "complete"
 
     def to_json(self) -> dict[str, Any]:
         """run.json's object."""
