@@ -160,7 +160,8 @@ def test_not_json_and_not_coco(tmp_path):
 def test_category_without_entry(tmp_path):
     cases = {1: ([(99, [0, 0, 4, 4], 0)], False)}
     ann, _ = write_coco(tmp_path, cases)
-    with pytest.raises(DataError, match=r"category_id 99.*no entry in 'categories'.*1, 2, 3"):
+    with pytest.raises(DataError, match=r"annotations\[0\]\.category_id = 99: expected the "
+                       r"id of an entry of 'categories' \(valid ids: 1, 2, 3\)"):
         load_coco(ann)
 
 

@@ -6,6 +6,10 @@ them with plain ``pickle.load``, which can run code from a tampered file; here t
 unpickler that admits only numpy array reconstruction. Their images are exported once as PNGs
 into ``<out>/images/{train,test}/<class>/`` (written into a temporary folder, then renamed, so
 an interrupted export leaves nothing half-written), and one code path then reads every dataset.
+
+Every batch is checked before anything is written: a file that is not a pickle of arrays, a
+missing key, ``data`` not a uint8 array of shape (N, 3072), ``labels`` not N integers in 0..9,
+``label_names`` other than the ten classes: :class:`DataError` naming the file and the field.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from tqdm import tqdm
 
 from ctxfusion.data.imagefolder import prepare_imagefolder
 from ctxfusion.data.manifest import Manifest, require_boxes, save_manifest
+from ctxfusion.data.validate import show
 from ctxfusion.errors import DataError
 from ctxfusion.io import sha256_file
 from ctxfusion.numpy_pickle import load_numpy_pickle
@@ -58,13 +63,24 @@ def _batch_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if key not in batch:
             raise DataError(f"CIFAR-10 batch {path} lacks the key {key!r} "
                             f"(found: {', '.join(map(str, batch))})")
-    data, labels = np.asarray(batch["data"]), np.asarray(batch["labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"CIFAR-10 batch {path}: 'data' must be uint8 of shape (N, 3072), "
-                        f"found {data.dtype} {data.shape}")
-    if labels.shape != (len(data),) or (labels.size and not 0 <= labels.min() <= labels.max() < 10):
-        raise DataError(f"CIFAR-10 batch {path}: 'labels' must be {len(data)} integers in 0..9")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+    data, labels = batch["data"], batch["labels"]
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == 3072):
+        found = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
+                 else type(data).__name__)
+        raise DataError(f"{path}: data = {found}: expected a uint8 array of shape (N, 3072) "
+                        "(N images, 3 x 32 x 32 values each)")
+    if not (isinstance(labels, list | np.ndarray) and len(labels) == len(data)):
+        found = f"{type(labels).__name__} of length {len(labels)}" if hasattr(
+            labels, "__len__") else type(labels).__name__
+        raise DataError(f"{path}: labels = {found}: expected a list of {len(data)} integers "
+                        "(one per image of data)")
+    for index, label in enumerate(labels):
+        if not (isinstance(label, int | np.integer) and not isinstance(label, bool | np.bool_)
+                and 0 <= label < len(CIFAR10_CLASSES)):
+            raise DataError(f"{path}: labels[{index}] = {show(label)}: expected an integer "
+                            f"in 0..{len(CIFAR10_CLASSES) - 1} (the class index)")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels, dtype=np.int64)
 
 
 def _find_batches(root: Path) -> Path | None:
@@ -77,12 +93,17 @@ def _find_batches(root: Path) -> Path | None:
 def _export_pngs(batches: Path, out: Path, progress: bool) -> tuple[Path, bool]:
     """Write every image as PNG under ``out/images``; returns it and whether md5s matched."""
     meta = _read_batch(batches / CIFAR10.meta["filename"])
-    names = [n.decode() if isinstance(n, bytes) else n for n in meta.get("label_names", [])]
+    raw = meta.get("label_names")
+    names = ([n.decode("latin1") if isinstance(n, bytes) else n for n in raw]
+             if isinstance(raw, list) else raw)
     if names != CIFAR10_CLASSES:
         raise DataError(f"{batches / CIFAR10.meta['filename']}: label_names {names} differ from "
                         f"the CIFAR-10 classes {CIFAR10_CLASSES}")
     files = [*CIFAR10.train_list, *CIFAR10.test_list]
+    for file_name, _ in files:  # every batch is validated before anything is written
+        _batch_arrays(batches / file_name)
     official = all(check_integrity(str(batches / name), md5) for name, md5 in files)
+    out.mkdir(parents=True, exist_ok=True)
     target = out / "images"
     tmp = out / f"images.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -130,11 +151,10 @@ def prepare_cifar10(root: str | os.PathLike, out: str | os.PathLike, *, download
         raise DataError(f"no CIFAR-10 data in {root}: expected {root}/{CIFAR10.base_folder}/ "
                         f"(the official python batches; add --download when online) or "
                         f"{root}/train/<class>/ and {root}/test/<class>/ image folders")
-    out.mkdir(parents=True, exist_ok=True)
     images_dir, official = _export_pngs(batches, out, progress)
     manifest = prepare_imagefolder(images_dir, out, class_order=CIFAR10_CLASSES,
                                    dataset="cifar10", bad_images="error", progress=progress,
-                                   decode_images=False)
+                                   decode_images=False, keep_empty_classes=True)
     manifest.settings.update({"root": str(root.resolve()), "source": "python-batches"})
     manifest.source_sha256 = {name: sha256_file(batches / name) for name, _ in
                               [*CIFAR10.train_list, *CIFAR10.test_list]}

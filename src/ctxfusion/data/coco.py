@@ -22,6 +22,24 @@ the images left after each):
 7. ``selected_classes``: the image's label is one of the chosen classes (the ``num_classes``
    categories with the most surviving images of the train annotation file, ties broken by
    category id, or an explicit list).
+
+Bad input (every annotation file is checked field by field before any work is done):
+
+- A field of the wrong type or missing (``images`` not a list, an image's ``file_name`` null,
+  ``id`` a string, ``width`` a string or <= 0, ``category_id`` missing, ``bbox`` not a list of
+  4, ``iscrowd`` not 0/1, ...), an annotation whose ``image_id`` or ``category_id`` has no
+  entry, two images or categories with the same id (or two categories with the same name:
+  ambiguous input, both entries named): :class:`DataError`
+  ``<file>: images[12].file_name = null: expected ...``.
+- A bbox of 4 values that are not all finite numbers (NaN, Infinity, ``true``, ``"3"``,
+  null): the annotation is skipped at rule 3, counted (``counts.boxes_invalid``) and listed
+  with its file, image id and bbox in the manifest's ``skipped_annotations`` and in the
+  ``ctxfusion prepare`` summary. Both appear only when some box was skipped.
+- Every image file of an annotation file missing under its image folder: :class:`DataError`
+  ``all N image files are missing under DIR (first: ...); check --images``; some missing:
+  skipped and listed (``skipped_images``), the summary says "K of N image files missing".
+- No image surviving, or a split left empty: the error gives the images left after each rule
+  and the first boxes dropped (file, image id, file name, bbox) and files skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +48,7 @@ import contextlib
 import io
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +58,35 @@ from tqdm import tqdm
 from ctxfusion.data.images import check_image, resolve_image_path
 from ctxfusion.data.kinds import BAD_IMAGE_POLICIES, CROWD_POLICIES, INSTANCE_RULES
 from ctxfusion.data.manifest import Manifest, choose_subsets, save_manifest, stratified_split
+from ctxfusion.data.validate import (
+    INT,
+    NAME,
+    OPTIONAL_NAME,
+    POSITIVE_INT,
+    FileFields,
+    is_real,
+    show,
+)
 from ctxfusion.errors import ConfigError, DataError
 from ctxfusion.io import sha256_file
+
+#: the shape of a bbox (its values are checked at rule 3) and the values iscrowd may take
+BBOX = (lambda v: isinstance(v, list) and len(v) == 4, "a list of 4 numbers")
+CROWD = (lambda v: v in (0, 1) and not isinstance(v, float), "0 or 1")
+#: how many dropped boxes an error message lists
+LISTED = 5
+#: the option each annotation file's image folder comes from (messages)
+IMAGE_FLAGS = {"annotations": "--images", "test_annotations": "--test-images"}
 
 RULES = ("images", "annotated", "no_crowd", "valid_boxes", "instances", "foreground",
          "readable", "selected_classes")
 
 
-def load_coco(path: str | os.PathLike) -> COCO:
-    """Load and validate a COCO instances JSON; :class:`DataError` naming the file and key."""
+def load_coco(path: str | os.PathLike, images_flag: str = "--images") -> COCO:
+    """Load and validate a COCO instances JSON; :class:`DataError` naming the file and key.
+
+    ``images_flag`` names the setting the ``file_name`` entries are relative to (messages).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"annotation file not found: {path}")
@@ -59,11 +98,10 @@ def load_coco(path: str | os.PathLike) -> COCO:
         raise DataError(f"annotation file {path} is not COCO format: the top level must be an "
                         f"object with images, annotations, categories, found {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            problem = "lacks the key" if key not in data else "must hold a list under"
-            raise DataError(f"annotation file {path} is not COCO format: it {problem} {key!r} "
+        if key not in data:
+            raise DataError(f"annotation file {path} is not COCO format: it lacks the key {key!r} "
                             "(required: images, annotations, categories)")
-    _validate_entries(path, data)
+    _validate_entries(path, data, images_flag)
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
@@ -71,43 +109,46 @@ def load_coco(path: str | os.PathLike) -> COCO:
     return coco
 
 
-def _validate_entries(path: Path, data: dict[str, Any]) -> None:
-    for key, required in (("images", ("id", "file_name", "width", "height")),
-                          ("categories", ("id", "name")),
-                          ("annotations", ("id", "image_id", "category_id", "bbox"))):
-        for index, entry in enumerate(data[key]):
-            missing = [name for name in required
-                       if not isinstance(entry, dict) or name not in entry]
-            if missing:
-                raise DataError(f"annotation file {path}: {key}[{index}] lacks "
-                                f"{', '.join(repr(m) for m in missing)} "
-                                f"(required: {', '.join(required)})")
-    names = [cat["name"] for cat in data["categories"]]
-    if len(set(names)) != len(names):
-        duplicate = sorted({name for name in names if names.count(name) > 1})
-        raise DataError(f"annotation file {path}: category names must be unique, "
-                        f"repeated: {duplicate}")
-    category_ids = {cat["id"] for cat in data["categories"]}
-    image_ids = {image["id"] for image in data["images"]}
-    for index, ann in enumerate(data["annotations"]):
-        if ann["category_id"] not in category_ids:
-            raise DataError(f"annotation file {path}: annotations[{index}] (id {ann['id']}) has "
-                            f"category_id {ann['category_id']!r}, which has no entry in "
-                            f"'categories' (valid ids: {_preview(sorted(category_ids))})")
-        if ann["image_id"] not in image_ids:
-            raise DataError(f"annotation file {path}: annotations[{index}] (id {ann['id']}) has "
-                            f"image_id {ann['image_id']!r}, which has no entry in 'images'")
-        bbox = ann["bbox"]
-        if not (isinstance(bbox, list) and len(bbox) == 4
-                and all(isinstance(v, int | float) for v in bbox)):
-            raise DataError(f"annotation file {path}: annotations[{index}] (id {ann['id']}) has "
-                            f"bbox {bbox!r}; expected [x, y, width, height] numbers")
-    for index, image in enumerate(data["images"]):
-        if not (isinstance(image["width"], int) and isinstance(image["height"], int)
-                and image["width"] > 0 and image["height"] > 0):
-            raise DataError(f"annotation file {path}: images[{index}] (id {image['id']}) has "
-                            f"width {image['width']!r}, height {image['height']!r}; "
-                            "expected positive integers")
+def _validate_entries(path: Path, data: dict[str, Any], images_flag: str) -> None:
+    """Every field pruning reads, by type, before any work (see the module docstring)."""
+    fields = FileFields(path)
+    images = fields.records(data, "images", "image")
+    for index, image in enumerate(images):
+        where = f"images[{index}]"
+        fields.get(image, where, "id", INT, "(the image's id)")
+        fields.get(image, where, "file_name", NAME,
+                   f"(the image's file name relative to {images_flag})")
+        for name in ("width", "height"):
+            fields.get(image, where, name, POSITIVE_INT, f"(the image's {name} in pixels)")
+    fields.unique(images, "images", "id")
+    categories = fields.records(data, "categories", "category")
+    for index, category in enumerate(categories):
+        where = f"categories[{index}]"
+        fields.get(category, where, "id", INT, "(the category's id)")
+        fields.get(category, where, "name", NAME, "(the class name)")
+        fields.get(category, where, "supercategory", OPTIONAL_NAME, default=None)
+    fields.unique(categories, "categories", "id")
+    fields.unique(categories, "categories", "name")
+    _validate_annotations(fields, fields.records(data, "annotations", "annotation"),
+                          {image["id"] for image in images}, {cat["id"] for cat in categories})
+
+
+def _validate_annotations(fields: FileFields, annotations: list[dict[str, Any]],
+                          image_ids: set[int], category_ids: set[int]) -> None:
+    """Ids, references and the bbox's shape; its values are checked at rule 3 (skipped)."""
+    valid_categories = f"the id of an entry of 'categories' (valid ids: " \
+                       f"{_preview(sorted(category_ids))})"
+    for index, ann in enumerate(annotations):
+        where = f"annotations[{index}]"
+        fields.get(ann, where, "id", INT, "(the annotation's id)")
+        image_id = fields.get(ann, where, "image_id", INT, "(the id of an entry of 'images')")
+        if image_id not in image_ids:
+            fields.fail(f"{where}.image_id", image_id, "the id of an entry of 'images'")
+        category_id = fields.get(ann, where, "category_id", INT, "(" + valid_categories + ")")
+        if category_id not in category_ids:
+            fields.fail(f"{where}.category_id", category_id, valid_categories)
+        fields.get(ann, where, "bbox", BBOX, "[x, y, width, height]")
+        fields.get(ann, where, "iscrowd", CROWD, default=0)
 
 
 def _preview(values: list[Any], limit: int = 12) -> str:
@@ -147,11 +188,56 @@ def _clip_box(bbox: list[float], width: int, height: int) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+@dataclass
+class BoxIssues:
+    """Boxes left out at rule 3 of one annotation file: every annotation skipped because its
+    bbox holds something other than finite numbers (listed in the manifest), and the first
+    :data:`LISTED` boxes dropped for their size (named by error messages)."""
+
+    source: str
+    invalid: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, kind: str, image: dict, ann: dict, reason: str) -> None:
+        """Note the annotation ``ann`` of ``image`` as ``invalid`` or ``dropped``."""
+        items = getattr(self, kind)
+        if kind == "invalid" or len(items) < LISTED:
+            items.append({"file": self.source, "image_id": image["id"],
+                          "file_name": image["file_name"], "annotation_id": ann["id"],
+                          "bbox": show(ann["bbox"]), "reason": reason})
+
+
+def _valid_boxes(image: dict, anns: list[dict], box_counts: dict[str, int],
+                 issues: BoxIssues) -> list[tuple[int, list[float]]]:
+    """Rule 3: ``(category, clipped box)`` of the usable annotations of ``image``."""
+    valid = []
+    for ann in anns:
+        if not all(is_real(v) for v in ann["bbox"]):
+            box_counts["boxes_invalid"] += 1
+            issues.record("invalid", image, ann, "bbox values must be finite numbers "
+                          "(NaN, Infinity, true/false, strings and null are not)")
+            continue
+        box = _clip_box(ann["bbox"], image["width"], image["height"])
+        if box[2] <= 0 or box[3] <= 0:
+            box_counts["boxes_dropped"] += 1
+            issues.record("dropped", image, ann, f"width or height <= 0 after clipping to the "
+                          f"{image['width']}x{image['height']} image")
+            continue
+        box_counts["boxes_clipped"] += box != list(ann["bbox"])
+        valid.append((ann["category_id"], box))
+    return valid
+
+
 def prune_images(coco: COCO, *, instance_rule: str = "image", max_instances: int = 2,
-                 max_foreground: float = 0.5, crowd: str = "drop") -> tuple[list[dict], dict]:
-    """Apply rules 1-5 to every image; returns candidates and counts (rules and boxes)."""
+                 max_foreground: float = 0.5, crowd: str = "drop",
+                 issues: BoxIssues | None = None) -> tuple[list[dict], dict]:
+    """Apply rules 1-5 to every image; returns candidates and counts (rules and boxes).
+
+    ``issues`` collects the boxes left out at rule 3 (``boxes_invalid`` counts those skipped).
+    """
+    issues = issues if issues is not None else BoxIssues("annotations")
     counts = dict.fromkeys(RULES[:6], 0)
-    box_counts = {"boxes_clipped": 0, "boxes_dropped": 0}
+    box_counts = {"boxes_clipped": 0, "boxes_dropped": 0, "boxes_invalid": 0}
     candidates = []
     for image_id in sorted(coco.imgs):
         image = coco.imgs[image_id]
@@ -167,14 +253,7 @@ def prune_images(coco: COCO, *, instance_rule: str = "image", max_instances: int
         if not anns:
             continue
         counts["no_crowd"] += 1
-        valid = []
-        for ann in anns:
-            box = _clip_box(ann["bbox"], image["width"], image["height"])
-            if box[2] <= 0 or box[3] <= 0:
-                box_counts["boxes_dropped"] += 1
-                continue
-            box_counts["boxes_clipped"] += box != list(ann["bbox"])
-            valid.append((ann["category_id"], box))
+        valid = _valid_boxes(image, anns, box_counts, issues)
         if not valid:
             continue
         counts["valid_boxes"] += 1
@@ -201,11 +280,18 @@ def prune_images(coco: COCO, *, instance_rule: str = "image", max_instances: int
 
 def check_readable(candidates: list[dict], images_dir: Path, bad_images: str, role: str,
                    progress: bool = True) -> tuple[list[dict], list[dict]]:
-    """Rule 6: keep candidates whose file decodes at the JSON's size; the rest are skipped."""
+    """Rule 6: keep candidates whose file decodes at the JSON's size; the rest are skipped.
+
+    When every file is missing the image folder is wrong: a :class:`DataError` says so.
+    """
+    resolved = [resolve_image_path(images_dir, cand["file_name"]) for cand in candidates]
+    if resolved and not any(path.exists() for path, _ in resolved):
+        raise DataError(f"all {len(resolved)} image files are missing under {images_dir} "
+                        f"(first: {resolved[0][0]}); check {IMAGE_FLAGS.get(role, role)}")
     kept, skipped = [], []
-    for cand in tqdm(candidates, desc=f"checking {role} images", disable=not progress,
-                     leave=False):
-        path, rel = resolve_image_path(images_dir, cand["file_name"])
+    for cand, (path, rel) in tqdm(zip(candidates, resolved, strict=True),
+                                  total=len(candidates), desc=f"checking {role} images",
+                                  disable=not progress, leave=False):
         result = check_image(path)
         reason = result.error
         if result.ok and (result.width, result.height) != (cand["width"], cand["height"]):
@@ -242,8 +328,7 @@ def _select_classes(counts: dict[int, int], coco: COCO, num_classes: int,
         return [by_name[name] for name in classes], []
     ranked = sorted((cat for cat, n in counts.items() if n), key=lambda c: (-counts[c], c))
     if not ranked:
-        raise DataError(f"no image of {path} survives the pruning rules (see the counts above "
-                        "each rule in the summary); nothing to prepare")
+        raise DataError(f"no image of {path} survives the pruning rules; nothing to prepare")
     notes = []
     if len(ranked) < num_classes:
         notes.append(f"only {len(ranked)} categories have images left after pruning; "
@@ -271,7 +356,11 @@ def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
         sources.append(("test_annotations", Path(test_annotations), Path(test_images)))
     rules = {"instance_rule": instance_rule, "max_instances": max_instances,
              "max_foreground": max_foreground, "crowd": crowd}
-    cocos, kept, skipped, pruning, boxes = _prune_sources(sources, rules, bad_images, progress)
+    cocos, kept, skipped, pruning, boxes, issues = _prune_sources(sources, rules, bad_images,
+                                                                  progress)
+    if not kept["annotations"]:
+        raise DataError(f"no image of {annotations} survives the pruning rules; nothing to "
+                        f"prepare. {_diagnosis(pruning, issues, skipped)}")
     names, supercategories, entries, notes = _labelled_entries(
         kept["annotations"], cocos["annotations"], num_classes, classes, sources[0][1])
     pruning["annotations"]["selected_classes"] = len(entries)
@@ -283,7 +372,7 @@ def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
     else:
         entries += _own_test_split(entries, kept["test_annotations"], cocos["test_annotations"],
                                    supercategories, pruning, notes, sources)
-    _check_splits(entries)
+    _check_splits(entries, pruning, issues, skipped)
     subsets, subset_notes = choose_subsets(names, supercategories, subset_size, seed)
     notes.extend(subset_notes)
     label_order = {name: i for i, name in enumerate(names)}
@@ -303,7 +392,8 @@ def prepare_coco(annotations: str | os.PathLike, images: str | os.PathLike,
                   "test_fraction": None if test_annotations else test_fraction,
                   "subset_size": subset_size},
         source_sha256={role: sha256_file(path) for role, path, _ in sources},
-        skipped_images=skipped, notes=notes)
+        skipped_images=skipped, notes=notes,
+        skipped_annotations=[item for issue in issues for item in issue.invalid])
     save_manifest(manifest, out)
     return manifest
 
@@ -325,21 +415,49 @@ def _labelled_entries(kept: list[dict], coco: COCO, num_classes: int,
 
 
 def _prune_sources(sources: list[tuple[str, Path, Path]], rules: dict[str, Any],
-                   bad_images: str, progress: bool) -> tuple[dict, dict, list, dict, dict]:
-    """Rules 1-6 on each annotation file: its COCO, kept candidates, skipped files, counts."""
-    cocos, kept, skipped, pruning = {}, {}, [], {}
-    boxes = {"boxes_clipped": 0, "boxes_dropped": 0}
-    for role, ann_path, img_dir in sources:
+                   bad_images: str, progress: bool
+                   ) -> tuple[dict, dict, list, dict, dict, list[BoxIssues]]:
+    """Rules 1-6 on each annotation file: its COCO, kept candidates, skipped files, counts
+    (``boxes_invalid`` only when some box was skipped) and the boxes left out at rule 3."""
+    for role, ann_path, img_dir in sources:  # every file is validated before any work
         if not img_dir.is_dir():
-            raise DataError(f"image folder not found: {img_dir} (given for {ann_path})")
-        cocos[role] = coco = load_coco(ann_path)
-        candidates, counts = prune_images(coco, **rules)
+            raise DataError(f"image folder not found: {img_dir} (given for {ann_path} with "
+                            f"{IMAGE_FLAGS[role]})")
+    cocos = {role: load_coco(path, IMAGE_FLAGS[role]) for role, path, _ in sources}
+    kept, skipped, pruning, issues = {}, [], {}, []
+    boxes = {"boxes_clipped": 0, "boxes_dropped": 0, "boxes_invalid": 0}
+    for role, ann_path, img_dir in sources:
+        issues.append(BoxIssues(str(ann_path)))
+        candidates, counts = prune_images(cocos[role], **rules, issues=issues[-1])
         for key in boxes:
             boxes[key] += counts.pop(key)
         kept[role], bad = check_readable(candidates, img_dir, bad_images, role, progress)
         skipped.extend(bad)
         pruning[role] = {**counts, "readable": len(kept[role])}
-    return cocos, kept, skipped, pruning, boxes
+    if not boxes["boxes_invalid"]:
+        del boxes["boxes_invalid"]  # manifests of valid files stay as they were
+    return cocos, kept, skipped, pruning, boxes, issues
+
+
+def _diagnosis(pruning: dict[str, dict[str, int]], issues: list[BoxIssues],
+               skipped: list[dict]) -> str:
+    """Why images were lost: the counts after each rule, the first boxes dropped or skipped
+    at rule 3 (file, image id, file name, bbox), the first image files skipped."""
+    parts = [f"Images left after each rule ({role}): "
+             + ", ".join(f"{rule} {n}" for rule, n in counts.items())
+             for role, counts in pruning.items()]
+    for kind, what in (("dropped", "box(es) dropped for zero or negative size"),
+                       ("invalid", "annotation(s) skipped for a bbox that is not 4 finite "
+                                   "numbers")):
+        items = [item for issue in issues for item in getattr(issue, kind)][:LISTED]
+        if items:
+            parts.append(f"{what}, first: " + "; ".join(
+                f"{i['file']}: image {i['image_id']} ({i['file_name']}), annotation "
+                f"{i['annotation_id']}, bbox {i['bbox']}" for i in items))
+    if skipped:
+        parts.append(f"{len(skipped)} image file(s) skipped, first: " + "; ".join(
+            f"{s['file_name']} ({s['reason']})" for s in skipped[:LISTED]))
+    return ". ".join(parts)
 
 
 def _own_test_split(entries: list[dict], candidates: list[dict], test_coco: COCO,
@@ -361,12 +479,14 @@ def _own_test_split(entries: list[dict], candidates: list[dict], test_coco: COCO
     return test_entries
 
 
-def _check_splits(entries: list[dict]) -> None:
+def _check_splits(entries: list[dict], pruning: dict[str, dict[str, int]],
+                  issues: list[BoxIssues], skipped: list[dict]) -> None:
     for split in ("train", "test"):
         if not any(e["split"] == split for e in entries):
             raise DataError(f"the {split} split ends empty after pruning and class selection "
                             f"({len(entries)} images in all); use more data, other --classes, "
-                            "or a looser rule (--instance-rule category, --max-foreground)")
+                            "or a looser rule (--instance-rule category, --max-foreground). "
+                            + _diagnosis(pruning, issues, skipped))
 
 
 def _entry(cand: dict, subsets: dict[str, list[str]]) -> dict:

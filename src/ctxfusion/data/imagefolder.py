@@ -4,6 +4,14 @@ Layouts: ``root/train/<class>/*`` plus ``root/test/<class>/*`` (or ``root/val``)
 split; otherwise ``root/<class>/*`` (or ``root/train`` alone) gets a seeded stratified split
 (``test_fraction`` per class). Classes are the train folder's sorted names (torchvision's
 ``find_classes``) unless ``class_order`` fixes them (e.g. CIFAR-10's official order).
+
+Bad trees: a missing root, no class folders (in the train or the test folder), test class
+folders the train folder lacks, class folders other than ``class_order``'s: :class:`DataError`.
+A class folder without a readable image file (empty, or only other files or unreadable ones)
+is skipped: the class is left out (with its test images), named in ``counts.skipped_classes``
+and in a note, which the ``ctxfusion prepare`` summary prints; it is an error when that leaves
+fewer than 2 classes, or when ``class_order`` fixes the classes. Unreadable image files are
+skipped and listed (``skipped_images``) or fatal (``bad_images="error"``).
 """
 
 from __future__ import annotations
@@ -39,7 +47,11 @@ def _class_names(folder: Path, class_order: list[str] | None) -> list[str]:
 
 def _list_images(folder: Path, classes: list[str], root: Path) -> list[tuple[str, str]]:
     """``(path relative to root, class)`` of every image file under ``folder/<class>``."""
-    present, _ = find_classes(str(folder))
+    try:
+        present, _ = find_classes(str(folder))
+    except FileNotFoundError as exc:
+        raise DataError(f"no class folders in {folder}: expected {folder}/<class>/<image> "
+                        f"({exc})") from exc
     unexpected = sorted(set(present) - set(classes))
     if unexpected:
         raise DataError(f"{folder} has class folders {unexpected} that the train folder lacks; "
@@ -53,10 +65,13 @@ def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
                         test_fraction: float = 0.25, seed: int = 0,
                         class_order: list[str] | None = None, bad_images: str = "skip",
                         dataset: str = "imagefolder", progress: bool = True,
-                        decode_images: bool = True) -> Manifest:
+                        decode_images: bool = True, keep_empty_classes: bool = False
+                        ) -> Manifest:
     """Write a box-free manifest for an ImageFolder tree; unreadable files skipped or fatal.
 
-    ``decode_images=False`` reads only image headers (for images this program just wrote).
+    ``decode_images=False`` reads only image headers (for images this program just wrote);
+    ``keep_empty_classes=True`` keeps classes without images (when the classes come from the
+    data's own definition, as CIFAR-10's python batches, not from the folders).
     """
     root = Path(root)
     if not root.is_dir():
@@ -69,22 +84,22 @@ def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
     test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
     train_dir = root / "train" if (root / "train").is_dir() else root
     own_split = train_dir != root and test_dir is not None
-    classes = _class_names(train_dir, class_order)
-    listed = {"train": _list_images(train_dir, classes, root)}
+    found = _class_names(train_dir, class_order)
+    listed = {"train": _list_images(train_dir, found, root)}
     if own_split:
-        listed["test"] = _list_images(test_dir, classes, root)
+        listed["test"] = _list_images(test_dir, found, root)
     entries, skipped, pruning = _check_files(root, listed, bad_images, progress, decode_images)
-    notes: list[str] = []
+    classes, entries, notes = found, entries, []
+    if not keep_empty_classes:
+        classes, entries, notes = _skip_empty_classes(train_dir, found, entries, class_order)
+    skipped_classes = [name for name in found if name not in classes]
     if not own_split:
         pruning = {"all": pruning["train"]}
-        splits, notes = stratified_split([e["label"] for e in entries], test_fraction, seed)
+        splits, warnings = stratified_split([e["label"] for e in entries], test_fraction, seed)
+        notes.extend(warnings)
         for entry, split in zip(entries, splits, strict=True):
             entry["split"] = split
-    for split in ("train", "test"):
-        if not any(e["split"] == split for e in entries):
-            raise DataError(f"the {split} split of {root} ends empty ({len(entries)} readable "
-                            f"images in all, {len(skipped)} unreadable); "
-                            f"valid image extensions: {', '.join(IMG_EXTENSIONS)}")
+    _check_splits(root, entries, skipped)
     order = {name: i for i, name in enumerate(classes)}
     entries.sort(key=lambda e: (e["split"] != "train", order[e["label"]], e["file_name"]))
     for index, entry in enumerate(entries):
@@ -96,13 +111,52 @@ def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,
                                          "split", "subsets")} for e in entries],
         subsets={"all": list(classes)}, has_boxes=False,
         counts={"pruning": pruning, "split": {s: sum(e["split"] == s for e in entries)
-                                              for s in ("train", "test")}},
+                                              for s in ("train", "test")},
+                **({"skipped_classes": skipped_classes} if skipped_classes else {})},
         settings={"root": str(root.resolve()), "own_split": own_split, "seed": seed,
                   "test_fraction": None if own_split else test_fraction,
                   "bad_images": bad_images},
         skipped_images=skipped, notes=notes)
     save_manifest(manifest, out)
     return manifest
+
+
+def _check_splits(root: Path, entries: list[dict], skipped: list[dict]) -> None:
+    for split in ("train", "test"):
+        if not any(e["split"] == split for e in entries):
+            raise DataError(f"the {split} split of {root} ends empty ({len(entries)} readable "
+                            f"images in all, {len(skipped)} unreadable); "
+                            f"valid image extensions: {', '.join(IMG_EXTENSIONS)}")
+
+
+def _skip_empty_classes(train_dir: Path, classes: list[str], entries: list[dict],
+                        class_order: list[str] | None) -> tuple[list[str], list[dict], list[str]]:
+    """Leave out the classes without a readable train image (see the module docstring)."""
+    present = {e["label"] for e in entries if e["split"] == "train"}
+    empty = [name for name in classes if name not in present]
+    if not empty:
+        return classes, entries, []
+    described = ", ".join(f"{train_dir / name}/ ({_describe_folder(train_dir / name)})"
+                          for name in empty)
+    kept = [name for name in classes if name in present]
+    if class_order is not None or len(kept) < 2:
+        need = ("every class of " + ", ".join(class_order) if class_order is not None
+                else "at least 2 classes with images")
+        raise DataError(f"class folder(s) without a readable image file: {described}; "
+                        f"{len(kept)} class(es) left, a dataset needs {need}")
+    left_out = [e for e in entries if e["label"] in empty]
+    note = (f"class folder(s) without a readable image file skipped: {described}"
+            + (f"; their {len(left_out)} test image(s) are left out" if left_out else ""))
+    return kept, [e for e in entries if e["label"] not in empty], [note]
+
+
+def _describe_folder(folder: Path) -> str:
+    """``empty`` or how many files it holds and how many of them have an image extension."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if not files:
+        return "empty"
+    images = sum(p.name.lower().endswith(IMG_EXTENSIONS) for p in files)
+    return f"{len(files)} file(s), {images} with an image extension"
 
 
 def _check_files(root: Path, listed: dict[str, list[tuple[str, str]]], bad_images: str,

@@ -5,6 +5,13 @@ fields are fixed in ``docs/architecture.md``. Boxes are stored as COCO ``[x, y, 
 pixel coordinates of the original file; ``file_name`` is relative to ``images_dir`` (train
 split) or ``test_images_dir`` (test split, when it has its own folder). Image ``id`` values are
 unique within a manifest (``source_id`` keeps the id in the source annotation file).
+
+:func:`load_manifest` checks every field by type before anything uses it (``classes`` a list
+of distinct names, each image's ``id`` an integer, ``file_name`` a string, ``label`` one of
+the classes, ``boxes`` finite ``[x, y, w, h]`` with w, h > 0, ``split`` train or test, ids
+unique, ...): one :class:`DataError` per problem, ``<file>: images[3].boxes = "...": expected
+...``. ``skipped_annotations`` (boxes that were not 4 finite numbers) is written only when
+some annotation was skipped, so manifests of clean data keep their exact bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,24 @@ from typing import Any
 
 import numpy as np
 
+from ctxfusion.data.validate import (
+    BOOL,
+    INT,
+    NAME,
+    OBJECT,
+    OBJECTS,
+    OPTIONAL_NAME,
+    POSITIVE_INT,
+    STRINGS,
+    TEXTS,
+    Check,
+    FileFields,
+    is_box,
+    is_int,
+    is_name,
+    is_string_list,
+    show,
+)
 from ctxfusion.errors import DataError
 from ctxfusion.io import atomic_write_text
 
@@ -24,7 +49,6 @@ FORMAT = "ctxfusion-manifest/1"
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "test")
 _REQUIRED = ("format", "dataset", "images_dir", "classes", "subsets", "images")
-_IMAGE_KEYS = ("id", "file_name", "label", "boxes", "split")
 
 #: the class subsets a manifest defines (SPEC §2): every class, and two of 4 classes
 SUBSETS = ("all", "dissimilar", "similar")
@@ -47,11 +71,13 @@ class Manifest:
     source_sha256: dict[str, str] = field(default_factory=dict)
     skipped_images: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: annotations skipped for a box that is not 4 finite numbers (saved only when some were)
+    skipped_annotations: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None  # where it was loaded from (not saved)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to ``manifest.json``."""
-        return {
+        data = {
             "format": FORMAT,
             "dataset": self.dataset,
             "images_dir": self.images_dir,
@@ -65,8 +91,10 @@ class Manifest:
             "source_sha256": self.source_sha256,
             "skipped_images": self.skipped_images,
             "notes": self.notes,
-            "images": self.images,
         }
+        if self.skipped_annotations:
+            data["skipped_annotations"] = self.skipped_annotations
+        return {**data, "images": self.images}
 
     def image_path(self, entry: dict[str, Any]) -> Path:
         """Absolute path of an image entry's file."""
@@ -143,23 +171,83 @@ def load_manifest(path: str | os.PathLike | Manifest) -> Manifest:
     if data["format"] != FORMAT:
         raise DataError(f"manifest {path} has format {data['format']!r}; "
                         f"this version reads {FORMAT!r}")
-    classes = set(data["classes"])
-    for index, entry in enumerate(data["images"]):
-        missing = [key for key in _IMAGE_KEYS if key not in entry]
-        if missing:
-            raise DataError(f"manifest {path}: images[{index}] lacks {', '.join(missing)}")
-        if entry["label"] not in classes:
-            raise DataError(
-                f"manifest {path}: images[{index}] has label {entry['label']!r}, not in classes"
-            )
-        if entry["split"] not in SPLITS:
-            raise DataError(
-                f"manifest {path}: images[{index}] has split {entry['split']!r}; valid: train, test"
-            )
+    _validate_top(FileFields(path), data)
+    _validate_images(FileFields(path), data)
     known = {name for name in Manifest.__dataclass_fields__ if name != "path"}
     manifest = Manifest(**{key: value for key, value in data.items() if key in known})
     manifest.path = path
     return manifest
+
+
+_CLASSES: Check = (lambda v: is_string_list(v) and len(v) > 0 and len(set(v)) == len(v),
+                   "a non-empty list of distinct class names (strings)")
+_NAME_MAP: Check = (lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+                    "an object mapping class names to supercategory names (strings)")
+_SUBSET_MAP: Check = (lambda v: isinstance(v, dict) and all(is_string_list(x) for x in v.values()),
+                      "an object mapping subset names to lists of class names")
+
+
+def _validate_top(fields: FileFields, data: dict[str, Any]) -> None:
+    """The manifest's fields other than ``images``, by type (one error per problem)."""
+    fields.get(data, "", "dataset", NAME, "(the dataset's name)")
+    fields.get(data, "", "images_dir", NAME, "(the folder of the train images)")
+    fields.get(data, "", "test_images_dir", OPTIONAL_NAME, "(the folder of the test images)",
+               default=None)
+    fields.get(data, "", "has_boxes", BOOL, default=True)
+    classes = fields.get(data, "", "classes", _CLASSES)
+    fields.get(data, "", "supercategories", _NAME_MAP, default={})
+    for name, members in fields.get(data, "", "subsets", _SUBSET_MAP).items():
+        unknown = [member for member in members if member not in set(classes)]
+        if unknown:
+            fields.fail(f"subsets.{name}", members,
+                        f"names from classes ({show(unknown[0])} is not one)")
+    for key in ("counts", "settings", "source_sha256"):
+        fields.get(data, "", key, OBJECT, default={})
+    for key in ("skipped_images", "skipped_annotations"):
+        fields.get(data, "", key, OBJECTS, default=[])
+    fields.get(data, "", "notes", TEXTS, default=[])
+
+
+def _validate_images(fields: FileFields, data: dict[str, Any]) -> None:
+    """Every field of every image entry, by type; ids unique."""
+    classes = set(data["classes"])
+    box_check: Check = (lambda v: isinstance(v, list) and all(
+        is_box(b) and b[2] > 0 and b[3] > 0 for b in v),
+        "a list of [x, y, width, height] boxes (finite numbers, width and height > 0)")
+    shown = ", ".join(data["classes"][:8]) + (", ..." if len(classes) > 8 else "")
+    label_check: Check = (lambda v: v in classes, f"one of the manifest's classes ({shown})")
+    split_check: Check = (lambda v: v in SPLITS, "train or test")
+    images = fields.records(data, "images", "image")
+    for index, entry in enumerate(images):
+        if _entry_ok(entry, classes):
+            continue  # the common case, fast; else the field at fault is found below
+        where = f"images[{index}]"
+        fields.get(entry, where, "id", INT, "(unique within the manifest)")
+        fields.get(entry, where, "file_name", NAME,
+                   "(the image's file name relative to images_dir or test_images_dir)")
+        fields.get(entry, where, "label", NAME)
+        fields.get(entry, where, "label", label_check)
+        fields.get(entry, where, "boxes", box_check)
+        fields.get(entry, where, "split", split_check)
+        for name in ("width", "height"):
+            fields.get(entry, where, name, POSITIVE_INT, f"(the image's {name} in pixels)",
+                       default=None)
+        fields.get(entry, where, "source_id", INT, default=None)
+        fields.get(entry, where, "subsets", STRINGS, default=None)
+    fields.unique(images, "images", "id")
+
+
+def _entry_ok(entry: dict[str, Any], classes: set[str]) -> bool:
+    """Whether an image entry is valid (the checks of :func:`_validate_images`, at once)."""
+    boxes = entry.get("boxes")
+    return (is_int(entry.get("id")) and is_name(entry.get("file_name"))
+            and isinstance(entry.get("label"), str) and entry["label"] in classes
+            and entry.get("split") in SPLITS and isinstance(boxes, list)
+            and all(is_box(b) and b[2] > 0 and b[3] > 0 for b in boxes)
+            and all(k not in entry or (is_int(entry[k]) and entry[k] > 0)
+                    for k in ("width", "height"))
+            and ("source_id" not in entry or is_int(entry["source_id"]))
+            and ("subsets" not in entry or is_string_list(entry["subsets"])))
 
 
 def stratified_split(
@@ -210,7 +298,7 @@ def format_summary(manifest: Manifest) -> str:
         for rule in rules:
             lines.append(f"  {rule:<28}" + "".join(
                 f"{pruning[role].get(rule, ''):>18}" for role in roles))
-    for key in ("boxes_clipped", "boxes_dropped"):
+    for key in ("boxes_clipped", "boxes_dropped", "boxes_invalid"):
         if key in manifest.counts:
             lines.append(f"{key.replace('_', ' ')}: {manifest.counts[key]}")
     width = max([5, *(len(name) for name in manifest.classes)])
@@ -226,11 +314,40 @@ def format_summary(manifest: Manifest) -> str:
     lines.append(f"  {'total':<{width}} {total['train']:>7} {total['test']:>7}")
     for name, members in manifest.subsets.items():
         lines.append(f"subset {name} ({len(members)}): {', '.join(members)}")
-    if manifest.skipped_images:
-        lines.append(f"skipped {len(manifest.skipped_images)} unreadable image(s), listed in "
-                     "the manifest's skipped_images")
+    lines.extend(_skip_lines(manifest))
     lines.extend(f"note: {note}" for note in manifest.notes)
     return "\n".join(lines)
+
+
+def _skip_lines(manifest: Manifest, listed: int = 3) -> list[str]:
+    """What was skipped: missing and unreadable files, annotations with invalid boxes."""
+    lines = []
+    skipped = manifest.skipped_images
+    missing = [s for s in skipped if s.get("reason") == "file not found"]
+    if missing:
+        roles = {s.get("role") for s in missing}
+        checked = sum(manifest.counts.get("pruning", {}).get(role, {}).get("foreground", 0)
+                      for role in roles)
+        total = f" of {checked}" if checked else ""
+        lines.append(f"{len(missing)}{total} image files missing (first: "
+                     + ", ".join(str(manifest.image_path({**s, "split": _split_of(s)}))
+                                 for s in missing[:listed]) + ")")
+    if len(skipped) > len(missing):
+        lines.append(f"skipped {len(skipped) - len(missing)} unreadable image(s)")
+    if skipped:
+        lines.append("skipped files are listed in the manifest's skipped_images")
+    bad_boxes = manifest.skipped_annotations
+    if bad_boxes:
+        lines.append(f"skipped {len(bad_boxes)} annotation(s) whose bbox is not 4 finite "
+                     "numbers, listed in the manifest's skipped_annotations; first: " + "; ".join(
+                         f"{a['file']}: image {a['image_id']}, annotation {a['annotation_id']}, "
+                         f"bbox {a['bbox']}" for a in bad_boxes[:listed]))
+    return lines
+
+
+def _split_of(skipped: dict[str, Any]) -> str:
+    """The split whose folder a skipped file was looked up in (its role)."""
+    return "test" if skipped.get("role") in ("test", "test_annotations") else "train"
 
 
 def choose_subsets(classes: list[str], supercategories: dict[str, str], size: int,
