@@ -1,6 +1,6 @@
 """Paper Fig. 4b/d and 5c/d: how much each stream contributes to the joint head.
 
-Each figure has two panels: the paper's mean |w| of each half of W, and the scale-aware
+Each figure has two panels: the paper's mean |w| of each stream's part of W, and the scale-aware
 ``logit_share`` (each stream's share of the variance of the logits on test features). Mean
 |w| ignores the scale of the features (a stream with larger features needs smaller weights for
 the same effect), so the claims decide with ``logit_share``. With several seeds the bars and
@@ -68,7 +68,7 @@ def weight_figure(builder: FigureBuilder, dataset: str) -> None:
             stats = [_mean_spread(_values(rows, head, stream, measure)) for head in heads]
             ax.bar(x + offset, [s[0] for s in stats], width=width, color=stream_colour(stream),
                    yerr=[[s[1] for s in stats], [s[2] for s in stats]], capsize=3,
-                   label=f"{stream} half of W (weights on the {stream} features)")
+                   label=f"{stream} part of W (weights on the {stream} features)")
         ax.set_xticks(x, heads)
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
@@ -117,12 +117,12 @@ def alpha_weight_figure(builder: FigureBuilder, dataset: str, subset: str, figur
             ax.errorbar(alphas, [s[0] for s in stats], yerr=[[s[1] for s in stats],
                                                              [s[2] for s in stats]],
                         marker="o", capsize=2, color=stream_colour(stream),
-                        label=f"{stream} half")
+                        label=f"{stream} part")
             plain = [float(getattr(w, measure)) for w in rows if w.classifier in bases
                      and w.stream == stream and getattr(w, measure) is not None]
             if plain:
                 ax.axhline(float(np.mean(plain)), color=stream_colour(stream), linestyle=":",
-                           label=f"{stream} half, unregularised {'/'.join(sorted(bases))}")
+                           label=f"{stream} part, unregularised {'/'.join(sorted(bases))}")
         ax.set_xscale("log")
         ax.set_xlabel(_alpha_axis_label(builder, swept), fontsize=8)
         ax.set_ylabel(label)
