@@ -37,3 +37,20 @@ def test_a_registered_figure_is_drawn_per_dataset_and_per_run(tmp_path: Path,
     assert [r.figure for r in drawn.produced][-1] == "figY"  # run figures come last
     assert "figX_cifar10" in {m.name for m in drawn.missing}
     assert drawn.produced[0].figure == "fig2"  # the paper's order is kept
+
+
+def test_whitebox_figure_compares_transfer_with_each_classifier_on_itself(tmp_path) -> None:
+    """Fig S2 of a real run whose FGSM is crafted on fg only, every other classifier also
+    attacked through its own gradient (docs/examples/offline-tinyimagenet): two panels."""
+    import shutil
+
+    from ctxfusion.report.figure_base import FigureBuilder
+    from ctxfusion.report.figures_extra import whitebox_figure
+    from ctxfusion.report.rundir import load_run
+
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "offline-tinyimagenet"
+    run_dir = tmp_path / "run"
+    shutil.copytree(example, run_dir)
+    builder = FigureBuilder(load_run(run_dir))
+    whitebox_figure(builder, "tinyimagenet")
+    assert [r.figure for r in builder.out.produced] == ["figS2"], builder.out.missing
