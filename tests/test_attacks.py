@@ -156,3 +156,49 @@ def test_make_attack_validates_settings(trained):
         make_attack("autoattack", model, 0.1)
     with pytest.raises(ConfigError, match="per-channel"):
         make_attack("pgd", model, torch.tensor(STD))
+
+
+class BatchSizes(nn.Module):
+    """Wraps a model and records the batch size of every forward pass."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.sizes = model, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(len(x))
+        return self.model(x)
+
+
+def test_gradient_chunks_bound_the_graph_and_keep_the_direction(trained):
+    """max_batch bounds how many images one backward graph holds (a run's peak memory) and
+    leaves each image's attack as it is."""
+    model, x, y = trained
+    whole = fgsm_direction(model, x, y)
+    recorded = BatchSizes(model)
+    chunked = fgsm_direction(recorded, x, y, max_batch=48)
+    assert recorded.sizes == [48, 48, 32]
+    assert torch.equal(chunked, whole)
+    sweep = fgsm_sweep(recorded, x, y, [0.03], max_batch=7)
+    assert max(recorded.sizes[3:]) == 7
+    assert torch.equal(sweep[0], fgsm_sweep(model, x, y, [0.03])[0])
+    with pytest.raises(ConfigError, match="max_batch = 0"):
+        fgsm_direction(model, x, y, max_batch=0)
+
+
+def test_gradient_chunks_bind_each_chunks_boxes():
+    """A classifier whose view needs boxes sees, per chunk, the boxes of that chunk's images."""
+    from ctxfusion.models import FusionClassifier, LinearHead
+    from ctxfusion.perturb.views import make_view
+
+    torch.manual_seed(0)
+    stream = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                           nn.Flatten())
+    stream.feature_dim = 4
+    model = FusionClassifier([stream], LinearHead([4], 3), views=[make_view("context")]).eval()
+    x, y = colour_problem(10, seed=3)
+    boxes = [torch.tensor([[i % 4, 1.0, 4 + i % 4, 6.0]]) for i in range(10)]
+    whole = fgsm_direction(model.with_boxes(boxes), x, y, boxes=boxes)
+    chunked = fgsm_direction(model, x, y, max_batch=3, boxes=boxes)
+    assert torch.equal(chunked, whole)
+    assert len(model._boxes) == 10  # the whole batch's boxes are bound again afterwards

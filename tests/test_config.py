@@ -50,6 +50,7 @@ BASE = {
         ({"datasets": [{"name": "d", "kind": "coco"}]},
          "datasets[0].annotations is required"),
         ({"heads": {"alphas": [0]}}, "heads.alphas[0] = 0.0: an alpha must be > 0"),
+        ({"gradient_batch_size": 0}, "gradient_batch_size = 0: must be > 0"),
         ({"streams": {"fg": {"name": "resnet17"}, "bg": {"name": "scenes-scene-resnet18"}}},
          "streams.fg.name = 'resnet17': unknown stream 'resnet17'; registered streams: "),
     ],

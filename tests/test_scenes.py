@@ -141,3 +141,27 @@ def test_image_ids_unique_across_splits(small_benchmark):
     ids = [{image["id"] for image in json.loads(paths[split].read_text())["images"]}
            for split in ("train", "test")]
     assert len(ids[0]) == 48 and len(ids[1]) == 24 and not ids[0] & ids[1]
+
+
+def test_large_splits_render_in_bounded_chunks(tmp_path, monkeypatch):
+    """Generation holds one chunk of rendered images at a time, whatever the split's size
+    (memory independent of num_train), and the chunks make one consistent COCO split."""
+    import ctxfusion.scenes.benchmark as benchmark
+
+    sizes = []
+    real = benchmark.render_batch
+
+    def spy(rng, n, *args, **kwargs):
+        sizes.append(n)
+        return real(rng, n, *args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "RENDER_CHUNK", 16)
+    monkeypatch.setattr(benchmark, "render_batch", spy)
+    paths = generate_scenes(tmp_path, num_train=40, num_test=10, context_strength=0.8, seed=3)
+    assert sizes == [16, 16, 8, 10]
+    coco = COCO(str(paths["train"]))
+    assert sorted(coco.getImgIds()) == list(range(1, 41))
+    assert len(list((tmp_path / "train").glob("*.png"))) == 40
+    labels = Counter(coco.loadAnns(coco.getAnnIds())[i]["category_id"]
+                     for i in range(len(coco.getAnnIds())))
+    assert sum(labels.values()) >= 40  # every image has its object

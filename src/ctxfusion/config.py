@@ -236,6 +236,11 @@ class ExperimentConfig:
 
     ``attack_subsets``: the class subsets the attack steps (fgsm, advtrain, whitebox) run on
     (None: every subset); clean and blur rows cover every subset.
+
+    ``batch_size``: images per batch of feature extraction and training. ``gradient_batch_size``:
+    images whose backward graph an attack (FGSM, white-box, adversarial retraining) holds at
+    once; it bounds a run's peak memory (about 60-150 MB per image at 224 px on a CPU) and does
+    not change which images are attacked or how (each image's gradient is its own).
     """
 
     experiment: str
@@ -246,6 +251,7 @@ class ExperimentConfig:
     repeats: int = 1
     device: str = "auto"
     batch_size: int = 128
+    gradient_batch_size: int = 16
     normalization: str = "stream"
     cache_dir: str | None = None
     steps: list[str] = field(default_factory=lambda: list(STEPS))
@@ -273,6 +279,9 @@ class ExperimentConfig:
             raise ConfigError(f"{where}datasets: dataset names must be unique, got {names}")
         if self.batch_size <= 0:
             raise ConfigError(f"{where}batch_size = {self.batch_size}: must be > 0")
+        if self.gradient_batch_size <= 0:
+            raise ConfigError(f"{where}gradient_batch_size = {self.gradient_batch_size}: must "
+                              "be > 0 (images whose backward graph an attack holds at once)")
         if self.repeats < 1:
             raise ConfigError(f"{where}repeats = {self.repeats}: must be >= 1 (the number of "
                               "seeds the heads are trained with)")

@@ -171,6 +171,7 @@ def adversarial_retrain(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    gradient_batch_size: int | None = None,
 ) -> FusionClassifier:
     """FGSM adversarial retraining of the fg classifier (Goodfellow et al.; SPEC §3).
 
@@ -180,7 +181,8 @@ def adversarial_retrain(
     Goodfellow et al.'s ``0.5 J(x) + 0.5 J(x_adv)``. Only the head is trained unless
     ``train_backbone`` (the CIFAR-10 path); a frozen backbone stays in eval mode. The inputs are
     copied, so the plain classifier stays available for comparison; returns the retrained
-    ``FusionClassifier([stream], head)``.
+    ``FusionClassifier([stream], head)``. ``gradient_batch_size`` bounds how many images
+    share the attack's backward graph (see :func:`~ctxfusion.perturb.attacks.fgsm_direction`).
     """
     if not 0 <= adv_fraction <= 1:
         raise ConfigError(f"adv_fraction must lie in [0, 1], got {adv_fraction!r}")
@@ -199,7 +201,8 @@ def adversarial_retrain(
                        desc=f"adversarial retraining eps={_eps_label(eps)}, epoch "
                             f"{epoch + 1}/{epochs}")
             for images, labels in bar:
-                (adv,) = fgsm_sweep(model, images, labels, [eps])  # sets eval mode inside
+                (adv,) = fgsm_sweep(model, images, labels, [eps],  # sets eval mode inside
+                                    max_batch=gradient_batch_size)
                 model.train(train_backbone)
                 model.head.train()
                 optimizer.zero_grad(set_to_none=True)

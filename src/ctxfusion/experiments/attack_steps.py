@@ -126,6 +126,7 @@ def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial)
             stream, base_head, train.rows_loader(data.rows, data.labels, shuffle_seed=trial.seed),
             eps=eps.to(ctx.device), adv_fraction=cfg.adv_fraction, epochs=cfg.epochs,
             lr=cfg.lr, train_backbone=cfg.train_backbone, seed=trial.seed, device=ctx.device,
+            gradient_batch_size=ctx.config.gradient_batch_size,
         )
         keep = "" if cfg.train_backbone else "head."  # a frozen backbone is not stored again
         return {k: v.detach().cpu() for k, v in retrained.state_dict().items()
@@ -155,7 +156,9 @@ def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) 
     on the trial's class-stratified white-box sample."""
     cfg = ctx.config.whitebox
     data = whitebox_sample(ctx, trial)
-    loader = test.rows_loader(data.rows, data.labels)
+    # iterative attacks hold a backward graph per batch: gradient_batch_size bounds it
+    loader = test.rows_loader(data.rows, data.labels,
+                              batch_size=ctx.config.gradient_batch_size)
     for attack_name in cfg.attacks:
         for eps in pixel_epsilons(ctx, cfg.epsilons, ctx.config.fgsm.eps_space):
             for target in cfg.targets:

@@ -51,15 +51,18 @@ class SplitData:
     digest: str  # content key: manifest hash + split + selected ids + image size
 
     def rows_loader(self, rows: torch.Tensor, labels: torch.Tensor,
-                    shuffle_seed: int | None = None) -> DataLoader:
+                    shuffle_seed: int | None = None,
+                    batch_size: int | None = None) -> DataLoader:
         """Batches of the given rows labelled ``labels``: in the order of ``rows``, or, with
         ``shuffle_seed``, reshuffled every epoch by a seeded generator. Training must shuffle:
-        manifests are sorted by class, so unshuffled batches hold one or two classes."""
+        manifests are sorted by class, so unshuffled batches hold one or two classes.
+        ``batch_size``: None for the split's own."""
         generator = None
         if shuffle_seed is not None:
             generator = torch.Generator().manual_seed(shuffle_seed)
         return DataLoader(RelabelledRows(self.loader.dataset, rows, labels),
-                          batch_size=self.loader.batch_size, shuffle=shuffle_seed is not None,
+                          batch_size=batch_size or self.loader.batch_size,
+                          shuffle=shuffle_seed is not None,
                           generator=generator, collate_fn=self.loader.collate_fn, num_workers=0)
 
     def training_loader(self, seed: int) -> DataLoader:
@@ -151,7 +154,9 @@ def fgsm_sweep_features(
             if hasattr(source, "with_boxes"):
                 source.with_boxes(boxes)
             adversarial = fgsm_sweep(source, images, batch_labels.to(ctx.device),
-                                     [e.to(ctx.device) for e in epsilons])
+                                     [e.to(ctx.device) for e in epsilons],
+                                     max_batch=ctx.config.gradient_batch_size,
+                                     boxes=boxes if hasattr(source, "with_boxes") else None)
             with torch.no_grad():
                 for i, batch in enumerate(adversarial):
                     for key, (stream, view) in pairs.items():

@@ -42,17 +42,39 @@ __all__ = ["ATTACKS", "EPS_SPACES", "ITERATIVE_ATTACKS", "Attack", "AttackFn", "
 Eps = float | torch.Tensor
 
 
-def fgsm_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``sign(grad_x CE(model(x), y))`` with the model in eval mode; no parameter gradients."""
+def fgsm_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                   max_batch: int | None = None,
+                   boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    """``sign(grad_x CE(model(x), y))`` with the model in eval mode; no parameter gradients.
+
+    ``max_batch`` bounds how many images share one backward graph (None: all at once). The
+    graph of a 224-px backbone holds every activation, about 50-100 MB per image, so this bounds
+    an attack's memory; in eval mode each image's gradient is its own, so the direction does not
+    depend on it. A model whose views need boxes gets each chunk's ``boxes`` bound (and the
+    whole list again at the end).
+    """
+    if max_batch is not None and max_batch < 1:
+        raise ConfigError(f"max_batch = {max_batch}: must be >= 1 (or None for one batch)")
+    step = max_batch or max(len(images), 1)
+    labels = labels.to(images.device)
     was_training = model.training
     model.eval()
+    directions = []
     try:
-        x = images.clone().detach().requires_grad_(True)
-        loss = F.cross_entropy(model(x), labels.to(x.device))
-        (grad,) = torch.autograd.grad(loss, x)
+        for start in range(0, len(images), step):
+            part = slice(start, start + step)
+            if boxes is not None:
+                model.with_boxes(list(boxes[part]))
+            x = images[part].clone().detach().requires_grad_(True)
+            # summed, not averaged: each image's gradient must not depend on the chunk size
+            loss = F.cross_entropy(model(x), labels[part], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x)
+            directions.append(grad.sign().detach())
     finally:
         model.train(was_training)
-    return grad.sign().detach()
+        if boxes is not None:
+            model.with_boxes(list(boxes))
+    return torch.cat(directions) if directions else torch.zeros_like(images)
 
 
 def _eps_tensor(eps: Eps, images: torch.Tensor) -> Eps:
@@ -78,14 +100,18 @@ def fgsm_sweep(
     images: torch.Tensor,
     labels: torch.Tensor,
     epsilons: Sequence[Eps],
+    *,
+    max_batch: int | None = None,
+    boxes: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """FGSM at every eps from ONE gradient: ``clamp(x + eps * sign(grad), 0, 1)`` per eps.
 
     sign(grad) does not depend on eps, so a sweep of K values costs one backward pass
     (DESIGN.md). Each eps is a float or a per-channel (C,) tensor, in pixel space.
+    ``max_batch`` and ``boxes``: see :func:`fgsm_direction`.
     """
     scaled = [_eps_tensor(e, images) for e in epsilons]
-    direction = fgsm_direction(model, images, labels)
+    direction = fgsm_direction(model, images, labels, max_batch=max_batch, boxes=boxes)
     base = images.detach()
     return [torch.clamp(base + e * direction, min=0, max=1) for e in scaled]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,26 +134,30 @@ def _png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _write_split(out_dir: Path, split: str, batch: SceneBatch, settings: dict,
+def _write_split(out_dir: Path, split: str, batches: Iterable[SceneBatch], settings: dict,
                  id_offset: int) -> Path:
-    """One split's PNGs and JSON; image and annotation ids start after ``id_offset``."""
+    """One split's PNGs and JSON, written batch by batch (so only one rendered batch is ever
+    in memory); image and annotation ids start after ``id_offset``."""
     images, annotations = [], []
     folder = out_dir / split
     folder.mkdir(parents=True, exist_ok=True)
-    size = batch.images.shape[1]
-    for i in range(len(batch.labels)):
-        file_name = f"{i:06d}.png"
-        atomic_write_bytes(folder / file_name, _png_bytes(batch.images[i]))
-        images.append({"id": id_offset + i + 1, "file_name": file_name, "width": size,
-                       "height": size, "scene": SCENE_NAMES[batch.scenes[i]],
-                       "scene_id": int(batch.scenes[i])})
-        for x0, y0, x1, y1 in batch.boxes[i].tolist():
-            w, h = x1 - x0, y1 - y0
-            annotations.append({
-                "id": id_offset + len(annotations) + 1, "image_id": id_offset + i + 1,
-                "category_id": int(batch.labels[i]) + 1, "bbox": [x0, y0, w, h],
-                "area": w * h, "iscrowd": 0,
-            })
+    i = -1
+    for batch in batches:
+        size = batch.images.shape[1]
+        for index in range(len(batch.labels)):
+            i += 1
+            file_name = f"{i:06d}.png"
+            atomic_write_bytes(folder / file_name, _png_bytes(batch.images[index]))
+            images.append({"id": id_offset + i + 1, "file_name": file_name, "width": size,
+                           "height": size, "scene": SCENE_NAMES[batch.scenes[index]],
+                           "scene_id": int(batch.scenes[index])})
+            for x0, y0, x1, y1 in batch.boxes[index].tolist():
+                w, h = x1 - x0, y1 - y0
+                annotations.append({
+                    "id": id_offset + len(annotations) + 1, "image_id": id_offset + i + 1,
+                    "category_id": int(batch.labels[index]) + 1, "bbox": [x0, y0, w, h],
+                    "area": w * h, "iscrowd": 0,
+                })
     doc = {
         "info": {"description": f"ctxfusion contextual scenes, {split} split",
                  "format": FORMAT, **settings, "split": split},
@@ -166,6 +171,20 @@ def _write_split(out_dir: Path, split: str, batch: SceneBatch, settings: dict,
     path = out_dir / f"instances_{split}.json"
     atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
+
+
+#: images rendered at once: the renderer's float layers take about 0.2 MB per 64-px image, so
+#: this bounds generation's memory at any split size; a split of at most this many images is
+#: one batch, as before chunking, so its bytes are unchanged
+RENDER_CHUNK = 4096
+
+
+def _render_in_chunks(rng: np.random.Generator, labels: np.ndarray,
+                      context_strength: float | None, image_size: int) -> Iterator[SceneBatch]:
+    """Render ``labels``' images RENDER_CHUNK at a time from one generator (seeded output)."""
+    for start in range(0, len(labels), RENDER_CHUNK):
+        part = labels[start:start + RENDER_CHUNK]
+        yield render_batch(rng, len(part), context_strength, image_size=image_size, labels=part)
 
 
 def generate_scenes(
@@ -196,8 +215,8 @@ def generate_scenes(
         rng = np.random.default_rng([seed, split_index])
         labels = np.arange(count) % len(CLASS_NAMES)  # balanced classes
         labels = rng.permutation(labels)
-        batch = render_batch(rng, count, context_strength, image_size=image_size, labels=labels)
+        batches = _render_in_chunks(rng, labels, context_strength, image_size)
         # test ids follow the train ids (unique across splits, like COCO's)
-        paths[split] = _write_split(out, split, batch, settings, num_train * split_index)
+        paths[split] = _write_split(out, split, batches, settings, num_train * split_index)
         paths[f"{split}_images"] = out / split
     return paths
