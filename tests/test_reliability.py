@@ -286,3 +286,24 @@ def test_a_failed_run_records_the_error(tmp_path: Path, monkeypatch) -> None:
     info = _status(tmp_path / "run")
     assert info["status"] == "failed" and info["error"] == "img/7.png: cannot be decoded"
     assert info["datasets"] == {} and (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_out_of_memory_names_the_settings_to_lower(tmp_path: Path, monkeypatch) -> None:
+    """A device out of memory ends the run with what to lower, not a traceback; run.json
+    records it and the CLI exits with status 2."""
+    import torch
+
+    from ctxfusion.cli import main
+    from ctxfusion.experiments import runner
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setenv("CTXFUSION_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(runner, "split_features", out_of_memory)
+    code = main(run_args(tmp_path / "run"))
+    assert code == 2
+    error = _status(tmp_path / "run")["error"]
+    assert "out of memory on cpu with batch_size = 64" in error
+    assert "lower batch_size / gradient_batch_size" in error
+    assert "Tried to allocate 2.00 GiB" in error

@@ -217,6 +217,23 @@ class FinetuneConfig:
 
 
 @dataclass
+class CudaConfig:
+    """Settings that replace the run-wide ones when the run's device is a GPU: a GPU holds
+    more images per batch than a CPU gains from (None: the run-wide value)."""
+
+    batch_size: int | None = 512
+    gradient_batch_size: int | None = 128
+
+    def validate(self, where: str) -> None:
+        _check_positive(where, self, "batch_size", "gradient_batch_size")
+
+
+#: ``precision`` and ``memory_format`` values; ``auto`` picks per device (see ExperimentConfig)
+PRECISIONS = ("auto", "float32", "bfloat16")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+
+
+@dataclass
 class PcaConfig:
     """Fig. 2: PCA of fg and bg features, clean vs blurred."""
 
@@ -240,7 +257,15 @@ class ExperimentConfig:
     ``batch_size``: images per batch of feature extraction and training. ``gradient_batch_size``:
     images whose backward graph an attack (FGSM, white-box, adversarial retraining) holds at
     once; it bounds a run's peak memory (about 60-150 MB per image at 224 px on a CPU) and does
-    not change which images are attacked or how (each image's gradient is its own).
+    not change which images are attacked or how (each image's gradient is its own). On a GPU,
+    ``cuda.batch_size`` and ``cuda.gradient_batch_size`` replace them.
+
+    ``num_workers``: processes that read and decode images while the model runs (0: in the
+    main process); batches keep their order. ``precision``: the number format of the forward
+    passes that need no gradient (feature extraction, classifying attacked images): ``auto``
+    is bfloat16 autocast on a GPU and float32 on a CPU; attack gradients are always float32.
+    ``memory_format``: ``auto`` is channels_last on a GPU and contiguous on a CPU (measured:
+    BENCHMARKS.md). The features of each precision are cached apart.
     """
 
     experiment: str
@@ -252,6 +277,10 @@ class ExperimentConfig:
     device: str = "auto"
     batch_size: int = 128
     gradient_batch_size: int = 16
+    num_workers: int = 2
+    precision: str = "auto"
+    memory_format: str = "auto"
+    cuda: CudaConfig = field(default_factory=CudaConfig)
     normalization: str = "stream"
     cache_dir: str | None = None
     steps: list[str] = field(default_factory=lambda: list(STEPS))
@@ -268,6 +297,11 @@ class ExperimentConfig:
     def validate(self, where: str) -> None:
         _check_choice(f"{where}device", self.device, ("auto", "cpu", "cuda"))
         _check_choice(f"{where}normalization", self.normalization, NORMALIZATIONS)
+        _check_choice(f"{where}precision", self.precision, PRECISIONS)
+        _check_choice(f"{where}memory_format", self.memory_format, MEMORY_FORMATS)
+        if self.num_workers < 0:
+            raise ConfigError(f"{where}num_workers = {self.num_workers}: must be >= 0 (0 reads "
+                              "images in the main process)")
         for i, step in enumerate(self.steps):
             _check_choice(f"{where}steps[{i}]", step, STEPS)
         for i, subset in enumerate(self.attack_subsets or []):

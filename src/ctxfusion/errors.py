@@ -24,3 +24,7 @@ class WeightsError(CtxfusionError):
 
 class UnsafeCheckpointError(WeightsError):
     """A checkpoint would run code or build arbitrary objects when loaded."""
+
+
+class ResourceError(CtxfusionError):
+    """The machine ran short of something the settings can lower (e.g. device memory)."""

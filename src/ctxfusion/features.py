@@ -33,7 +33,9 @@ from safetensors import safe_open
 from torch import nn
 from tqdm.auto import tqdm
 
+from .distributed import SINGLE, Group, must_load, sharded_get_or_compute
 from .errors import ConfigError, DataError
+from .execution import Execution
 from .io import atomic_save_tensors
 
 FORMAT = "ctxfusion-features/1"
@@ -89,9 +91,9 @@ def module_digest(module: nn.Module) -> str:
 #: package folders and modules whose code computes cached tensors (features, perturbed
 #: images, trained or fine-tuned weights, attack outcomes); orchestration, configs and
 #: reports are left out, so editing them keeps the cache
-TENSOR_CODE = ("streams", "scenes", "perturb", "data", "features.py", "models.py", "train.py",
-               "numpy_pickle.py", "experiments/sweeps.py", "experiments/attack_steps.py",
-               "experiments/finetune.py")
+TENSOR_CODE = ("streams", "scenes", "perturb", "data", "features.py", "execution.py",
+               "models.py", "train.py", "numpy_pickle.py", "experiments/sweeps.py",
+               "experiments/attack_steps.py", "experiments/finetune.py")
 
 
 def _code_only(source: str) -> str:
@@ -251,6 +253,7 @@ def extract_features(
     views: Mapping[str, Callable | None] | None = None,
     device: torch.device | str = "cpu",
     desc: str = "features",
+    execution: Execution | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Run every stream on each (perturbed) batch once -> ({name: (N,D)}, labels, ids).
 
@@ -259,27 +262,31 @@ def extract_features(
     streams, so each stream's features of one perturbed batch are computed once and reused by
     every head that reads them (fg head, joint heads at every alpha). ``views`` maps a stream
     name to a callable ``view(images, boxes)`` applied before that stream only.
+    ``execution``: number format and memory layout of the forward passes (default: float32,
+    contiguous, on ``device``).
     """
+    execution = execution or Execution(torch.device(device))
+    device = execution.device
     views = dict(views or {})
     unknown = set(views) - set(streams)
     if unknown:
         raise ConfigError(f"views given for unknown streams {sorted(unknown)}; "
                           f"streams: {sorted(streams)}")
     for stream in streams.values():
-        stream.to(device).eval()
+        stream.to(device, memory_format=execution.torch_memory_format).eval()
     outputs: dict[str, list[torch.Tensor]] = {name: [] for name in streams}
     labels_out, ids_out, seen = [], [], 0
     for batch in tqdm(loader, desc=f"{desc} [{', '.join(streams)}]", unit="batch", leave=False):
         images, labels, boxes, ids = _unpack(batch, seen)
-        images, labels = images.to(device), labels.to(device)
+        images, labels = images.to(device, non_blocking=True), labels.to(device)
         boxes = [b.to(device) for b in boxes]
         if perturb is not None:
             images = perturb(images, labels, boxes).detach()
-        with torch.no_grad():
+        with execution.forward():
             for name, stream in streams.items():
                 view = views.get(name)
                 seen_images = images if view is None else view(images, boxes)
-                outputs[name].append(stream(seen_images).float().cpu())
+                outputs[name].append(stream(execution.layout(seen_images)).float().cpu())
         labels_out.append(labels.cpu())
         ids_out.append(torch.as_tensor(ids).cpu())
         seen += len(labels)
@@ -294,23 +301,34 @@ def cached_extract(
     descriptions: Mapping[str, Mapping],
     streams: Mapping[str, nn.Module],
     loader: Iterable,
+    *,
+    group: Group = SINGLE,
     **kwargs,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """:func:`extract_features` through the cache: one pass computes every missing stream.
 
     ``descriptions[name]`` keys stream ``name``'s features; streams already cached are not run.
+    Under ``torchrun`` (``group``), the batches of ``loader`` are split across the ranks
+    (:func:`ctxfusion.distributed.sharded_get_or_compute`).
     """
     found = {name: cache.load(descriptions[name]) for name in streams}
-    missing = {name: stream for name, stream in streams.items() if found[name] is None}
+    missing = group.broadcast([name for name in streams if found[name] is None])
+    for name in set(streams) - set(missing):  # cached, as rank 0 found it
+        if found[name] is None:
+            found[name] = must_load(cache, descriptions[name])
     cache.hits += len(streams) - len(missing)
     if missing:
         cache.misses += len(missing)
         views = {k: v for k, v in (kwargs.pop("views", None) or {}).items() if k in missing}
-        features, labels, ids = extract_features(missing, loader, views=views, **kwargs)
-        for name in missing:
-            tensors = {"features": features[name], "labels": labels, "ids": ids}
-            cache.save(descriptions[name], tensors)
-            found[name] = tensors
+
+        def compute(part: Iterable, _positions: list[int] | None) -> dict[str, dict]:
+            features, labels, ids = extract_features(
+                {name: streams[name] for name in missing}, part, views=views, **kwargs)
+            return {name: {"features": features[name], "labels": labels, "ids": ids}
+                    for name in missing}
+
+        found.update(sharded_get_or_compute(
+            cache, {name: descriptions[name] for name in missing}, loader, compute, group))
     first = next(iter(found.values()))
     for name, tensors in found.items():
         if not (torch.equal(tensors["ids"], first["ids"])

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ctxfusion.config import load_config
+from ctxfusion.distributed import is_main_process
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,8 @@ def main(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / config.experiment
     report = run_experiment(config, out)
+    if not is_main_process():  # under torchrun, rank 0 speaks for the run
+        return 0
     from ctxfusion.report.claims import evaluate_run
 
     print(f"the paper's claims on this run (evidence with intervals: {out / 'claims.md'}):")

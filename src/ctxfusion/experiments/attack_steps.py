@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
+from ctxfusion.distributed import main_get_or_compute, must_load, sharded_get_or_compute
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import ClassifierSpec, SubsetData, Trial, head_correct
 from ctxfusion.experiments.heads import stratified_sample as _stratified
@@ -132,7 +133,7 @@ def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial)
         return {k: v.detach().cpu() for k, v in retrained.state_dict().items()
                 if k.startswith(keep)}
 
-    state = ctx.cache.get_or_compute(description, compute)
+    state = main_get_or_compute(ctx.cache, description, compute, ctx.group)
     adv_head = LinearHead(base_head.in_dims, base_head.out_features)
     adv_head.load_state_dict({k[len("head."):]: v for k, v in state.items()
                               if k.startswith("head.")})
@@ -167,12 +168,15 @@ def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) 
                     "kind": attack_name, "split": test.digest, "rows": rows_digest(data.rows),
                     "model": module_digest(model), "eps": eps.tolist(),
                     "settings": _attack_settings(ctx, attack_name, model), "seed": trial.seed,
+                    "precision": ctx.execution.precision,
                 }
 
-                def compute(model=model, eps=eps, name=attack_name) -> dict[str, torch.Tensor]:
-                    return {"correct": _attack_correct(ctx, model, name, eps, loader, trial.seed)}
+                def compute(part: DataLoader, positions: list[int] | None, model=model,
+                            eps=eps, name=attack_name) -> dict[str, dict]:
+                    return {"attack": {"correct": _attack_correct(
+                        ctx, model, name, eps, part, positions, trial.seed)}}
 
-                correct = ctx.cache.get_or_compute(description, compute)["correct"]
+                correct = _cached_or_sharded(ctx, description, loader, compute)["correct"]
                 ctx.recorder.add_result(
                     dataset=dataset, subset=trial.subset, classifier=target, source=target,
                     threat="whitebox", perturbation=attack_name, level=level_of(eps),
@@ -187,17 +191,40 @@ def _attack_settings(ctx: RunContext, name: str, model: FusionClassifier) -> dic
     return attack_class(name).settings_from(ctx.config.whitebox, model.head.out_features)
 
 
+def _cached_or_sharded(ctx: RunContext, description: dict, loader: DataLoader,
+                       compute) -> dict[str, torch.Tensor]:
+    """The cached tensors of ``description``, else ``compute`` over the loader's batches
+    (split across the ranks of a sharded run; ``compute`` returns them under ``attack``)."""
+    cached = ctx.cache.load(description)
+    if not ctx.group.broadcast(cached is None):
+        ctx.cache.hits += 1
+        return cached if cached is not None else must_load(ctx.cache, description)
+    ctx.cache.misses += 1
+    return sharded_get_or_compute(ctx.cache, {"attack": description}, loader, compute,
+                                  ctx.group)["attack"]
+
+
+#: stride between the seeds of consecutive batches of an attack (a prime larger than any
+#: seed in use, so no two (seed, batch) pairs share a seed); batch 0 uses the trial's seed
+BATCH_SEED_STRIDE = 1_000_003
+
+
 def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: torch.Tensor,
-                    loader: DataLoader, seed: int) -> torch.Tensor:
-    torch.manual_seed(seed)
+                    loader: DataLoader, positions: list[int] | None,
+                    seed: int) -> torch.Tensor:
+    """Per image of ``loader`` (the batches at ``positions``), whether ``model`` still
+    classifies it correctly under the attack. Random starts are seeded per batch, so a
+    batch gives the same outcome in a single process and on any rank of a sharded run."""
     eps_value = float(eps.max())  # torchattacks takes a scalar L-inf radius
-    attack = make_attack(name, model, eps_value, **_attack_settings(ctx, name, model))
+    settings = _attack_settings(ctx, name, model)
     out = []
-    for images, labels, boxes, _ in loader:
+    for index, (images, labels, boxes, _) in enumerate(loader):
+        position = positions[index] if positions is not None else index
+        torch.manual_seed(seed + BATCH_SEED_STRIDE * position)
+        attack = make_attack(name, model, eps_value, **settings)
         labels = labels.to(ctx.device)
         model.with_boxes([b.to(ctx.device) for b in boxes])
         adversarial = attack(images.to(ctx.device), labels)
-        with torch.no_grad():
-            out.append((model(adversarial).argmax(1) == labels).cpu())
+        with ctx.execution.forward():
+            out.append((model(ctx.execution.layout(adversarial)).argmax(1) == labels).cpu())
     return torch.cat(out)
-

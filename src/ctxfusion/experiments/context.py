@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from ctxfusion.config import NORMALIZATION_STATS, ExperimentConfig
+from ctxfusion.distributed import SINGLE, Group
 from ctxfusion.errors import ConfigError, CtxfusionError
+from ctxfusion.execution import FLOAT32_CPU, Execution
 from ctxfusion.experiments.recorder import RunRecorder
 from ctxfusion.features import FeatureCache, module_digest, stream_identity
 from ctxfusion.paths import expand_path, home_dir
@@ -65,17 +67,26 @@ class RunContext:
     device: torch.device
     recorder: RunRecorder
     cache: FeatureCache
+    group: Group = SINGLE  # this process's rank in a torchrun run (see ctxfusion.distributed)
+    execution: Execution = FLOAT32_CPU  # precision and memory layout of forward passes
     streams: dict[str, Stream] = field(default_factory=dict)
     _identities: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     @classmethod
-    def create(cls, config: ExperimentConfig, out: Path) -> RunContext:
+    def create(cls, config: ExperimentConfig, out: Path, group: Group = SINGLE) -> RunContext:
         device = pick_device(config.device)
-        recorder = RunRecorder(out=out, experiment=config.experiment)
+        if device.type == "cuda":
+            device = torch.device("cuda", group.local_rank)  # one GPU per rank of a node
+            config = dataclasses.replace(  # a GPU takes larger batches
+                config, batch_size=config.cuda.batch_size or config.batch_size,
+                gradient_batch_size=config.cuda.gradient_batch_size
+                or config.gradient_batch_size)
+        execution = Execution.resolve(device, config.precision, config.memory_format)
+        recorder = RunRecorder(out=out, experiment=config.experiment, writes=group.is_main)
         cache_root = (
             expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
         )
-        context = cls(config, out, device, recorder, FeatureCache(cache_root))
+        context = cls(config, out, device, recorder, FeatureCache(cache_root), group, execution)
         for role, stream_config in config.streams.items():
             weights = stream_config.weights
             if weights and weights != "random":
@@ -86,7 +97,7 @@ class RunContext:
             except CtxfusionError as exc:  # the same error, naming the config key
                 where = f"{config.source_path}: " if config.source_path else ""
                 raise type(exc)(f"{where}streams.{role} ({stream_config.name}): {exc}") from None
-            context.streams[role] = stream.to(device)
+            context.streams[role] = stream.to(device, memory_format=execution.torch_memory_format)
         return context
 
     def with_stream(self, role: str, stream: Stream) -> RunContext:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import sys
 
+from ctxfusion.distributed import main_get_or_compute
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.sweeps import SplitData
 from ctxfusion.streams import Stream
@@ -40,4 +41,4 @@ def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Str
         )
         return {k: v.detach().cpu() for k, v in model.streams[0].state_dict().items()}
 
-    return ctx.copy_stream(base, ctx.cache.get_or_compute(description, compute))
+    return ctx.copy_stream(base, main_get_or_compute(ctx.cache, description, compute, ctx.group))

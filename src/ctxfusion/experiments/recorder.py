@@ -84,6 +84,7 @@ class RunRecorder:
     notes: list[str] = field(default_factory=list)
     status: str = "running"  # see ctxfusion.schema.RUN_STATUSES
     error: str | None = None
+    writes: bool = True  # False on the ranks > 0 of a sharded run: rank 0 writes the run
 
     def add_result(
         self, *, dataset: str, subset: str, classifier: str, perturbation: str, level: float,
@@ -122,7 +123,8 @@ class RunRecorder:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
-            print(f"note: {text}", file=sys.stderr)
+            if self.writes:  # one rank speaks for a sharded run
+                print(f"note: {text}", file=sys.stderr)
 
     @property
     def paths(self) -> RunPaths:
@@ -130,6 +132,8 @@ class RunRecorder:
         return RunPaths(self.out)
 
     def write_config(self, config_dict: dict[str, Any]) -> None:
+        if not self.writes:
+            return
         atomic_write_text(self.paths.config_yaml,
                           yaml.safe_dump(config_dict, sort_keys=False))
 
@@ -153,6 +157,8 @@ class RunRecorder:
     def write(self) -> None:
         """Write results.csv/json, differences.csv, weights.csv, pca.csv and run.json (each
         atomically)."""
+        if not self.writes:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         paths = self.paths
         results = as_records(ResultRow, self.results)
@@ -168,6 +174,8 @@ class RunRecorder:
 
     def write_run_json(self) -> None:
         """Write run.json alone (atomically): its status, timings and what is recorded."""
+        if not self.writes:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.paths.run_json, json.dumps(self.run_info().to_json(), indent=1))
 

@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from ctxfusion.config import DatasetConfig, ExperimentConfig
 from ctxfusion.data.manifest import Manifest
-from ctxfusion.errors import ConfigError, CtxfusionError
+from ctxfusion.distributed import Group, check_same_on_every_rank, init_from_environment, shutdown
+from ctxfusion.errors import ConfigError, CtxfusionError, ResourceError
 from ctxfusion.experiments.analyses import blur_example, pca_rows
 from ctxfusion.experiments.attack_steps import (
     advtrain_head,
@@ -34,6 +35,7 @@ from ctxfusion.experiments.heads import (
 from ctxfusion.experiments.recorder import check_run_dir, describe_device, package_versions
 from ctxfusion.experiments.splits import load_split, prepare_dataset
 from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
+from ctxfusion.features import module_digest
 from ctxfusion.io import remove_stale_temp_files, writable_folder_problem
 from ctxfusion.paths import expand_path, home_dir
 from ctxfusion.schema import RunPaths, WeightRow
@@ -50,14 +52,27 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
     incomplete run directory of the same experiment resumes it (cached features are reused).
     """
     out = Path(out)
-    check_run_dir(out, config.experiment)
+    group, started = init_from_environment(config.device)
+    try:
+        return _run(config, out, group)
+    finally:
+        if started:
+            shutdown()
+
+
+def _run(config: ExperimentConfig, out: Path, group: Group) -> Path:
+    """:func:`run_experiment` on this rank of ``group`` (a single process: rank 0 of 1)."""
+    if group.is_main:
+        check_run_dir(out, config.experiment)
     cache_root = expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
     _check_cache_folders(config, cache_root)
     seed_everything(config.seed)
-    ctx = RunContext.create(config, out)
-    check_pixel_epsilons(ctx)
-    manifests = _prepare_datasets(ctx)
+    with group.main_first():  # weights, pretraining and datasets are made once
+        ctx = RunContext.create(config, out, group)
+        check_pixel_epsilons(ctx)
+        manifests = _prepare_datasets(ctx)
     _start(ctx, cache_root)
+    group.barrier()  # no rank writes to the cache before rank 0 has removed stale files
     try:
         for dataset in config.datasets:
             with ctx.recorder.timed(f"dataset {dataset.name}"):
@@ -67,10 +82,26 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
     except KeyboardInterrupt:
         _stop(ctx, "interrupted", "interrupted (Ctrl-C or SIGINT)")
         raise
+    except torch.OutOfMemoryError as exc:
+        error = ResourceError(out_of_memory_message(ctx, exc))
+        _stop(ctx, "failed", str(error))
+        raise error from None
     except BaseException as exc:
         _stop(ctx, "failed", str(exc) if isinstance(exc, CtxfusionError)
               else f"internal error: {type(exc).__name__}: {exc}")
         raise
+
+
+def out_of_memory_message(ctx: RunContext, exc: BaseException) -> str:
+    """What to change when the device ran out of memory (the cache keeps finished work)."""
+    cfg, where = ctx.config, f"{ctx.config.source_path}: " if ctx.config.source_path else ""
+    keys = "cuda.batch_size / cuda.gradient_batch_size" if ctx.device.type == "cuda" \
+        else "batch_size / gradient_batch_size"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"{where}out of memory on {ctx.device} with batch_size = {cfg.batch_size} "
+            f"(feature extraction) and gradient_batch_size = {cfg.gradient_batch_size} (attack "
+            f"gradients): lower {keys} (or run fewer processes per GPU); what finished is "
+            f"cached, so the same command resumes ({first_line})")
 
 
 def _check_cache_folders(config: ExperimentConfig, cache_root: Path) -> None:
@@ -118,12 +149,14 @@ def _prepare_datasets(ctx: RunContext) -> dict[str, Manifest]:
 
 def _start(ctx: RunContext, cache_root: Path) -> None:
     """Create the run directory, remove stale temporary files of killed runs, write run.json
-    (status ``running``) and config.yaml."""
+    (status ``running``) and config.yaml; on the other ranks of a sharded run, only fill in
+    what run.json would hold."""
     config, recorder = ctx.config, ctx.recorder
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    for folder in (ctx.out, cache_root, home_dir() / "datasets"):
-        for path in remove_stale_temp_files(folder):
-            print(f"note: removed {path}, left by a run that was killed", file=sys.stderr)
+    if ctx.group.is_main:
+        ctx.out.mkdir(parents=True, exist_ok=True)
+        for folder in (ctx.out, cache_root, home_dir() / "datasets"):
+            for path in remove_stale_temp_files(folder):
+                print(f"note: removed {path}, left by a run that was killed", file=sys.stderr)
     recorder.info.update({
         "config_path": config.source_path,
         "versions": package_versions(),
@@ -136,6 +169,7 @@ def _start(ctx: RunContext, cache_root: Path) -> None:
         "streams": {role: s.describe() for role, s in ctx.streams.items()},
         "classifiers": config.classifiers,
         "threat_model": _threat_model(ctx),
+        "execution": _execution(ctx),
         "datasets": {},
     })
     recorder.write_run_json()
@@ -147,12 +181,15 @@ def _finish(ctx: RunContext) -> Path:
     recorder = ctx.recorder
     recorder.info["cache"] = {"hits": ctx.cache.hits, "misses": ctx.cache.misses}
     recorder.write()
-    with recorder.timed("report"):
-        from ctxfusion.report import build_report
+    report = RunPaths(ctx.out).report_html
+    if ctx.group.is_main:  # rank 0 writes the report
+        with recorder.timed("report"):
+            from ctxfusion.report import build_report
 
-        report = build_report(ctx.out, status="complete")  # every figure the data supports
-    recorder.status = "complete"
-    recorder.write()
+            report = build_report(ctx.out, status="complete")  # every figure the data supports
+        recorder.status = "complete"
+        recorder.write()
+    ctx.group.barrier()  # every rank returns a finished run directory
     return report
 
 
@@ -177,6 +214,15 @@ def _finished_datasets(out: Path) -> set[str]:
         return set(json.loads(RunPaths(out).run_json.read_text(encoding="utf-8"))["datasets"])
     except (OSError, ValueError, KeyError, TypeError):
         return set()
+
+
+def _execution(ctx: RunContext) -> dict:
+    """How the run was executed: processes, backend (none in a single process), loader
+    workers, batch sizes on this device, precision and memory layout of forward passes."""
+    return {"world_size": ctx.group.world_size, "backend": ctx.group.backend,
+            "num_workers": ctx.config.num_workers, "batch_size": ctx.config.batch_size,
+            "gradient_batch_size": ctx.config.gradient_batch_size,
+            **ctx.execution.describe()}
 
 
 def _threat_model(ctx: RunContext) -> dict:
@@ -225,8 +271,8 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) ->
             if step in steps and dataset.steps is not None:
                 recorder.note(f"{dataset.name}: step {step} skipped: the dataset has no boxes")
         steps -= {"blur", "pca"}
-    train = load_split(cfg, dataset, manifest, "train", image_size)
-    test = load_split(cfg, dataset, manifest, "test", image_size)
+    train = load_split(cfg, dataset, manifest, "train", image_size, ctx.device)
+    test = load_split(cfg, dataset, manifest, "test", image_size, ctx.device)
     if cfg.finetune.enabled:  # this dataset's context holds the fine-tuned stream
         with recorder.timed("finetune"):
             ctx = ctx.with_stream(cfg.finetune.stream,
@@ -252,13 +298,17 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) ->
     with recorder.timed("heads"):
         trials = _train_trials(ctx, dataset.name, manifest, subsets, train, train_features,
                                test, clean_features)
+        if ctx.group.sharded:  # every rank attacks the same heads
+            check_same_on_every_rank(ctx.group, "heads", module_digest(torch.nn.ModuleList(
+                [head for trial in trials for head in trial.heads.values()])))
     _score(ctx, dataset.name, trials, clean_features, "none", 0.0)
     if "blur" in steps:
         with recorder.timed("blur"):
             for sigma in tqdm(cfg.blur.sigmas, desc=f"{dataset.name} blur sweep", leave=False):
                 _score(ctx, dataset.name, trials, blurred_features(ctx, test, sigma), "blur",
                        float(sigma))
-        blur_example(ctx, dataset.name, test)
+        if ctx.group.is_main:
+            blur_example(ctx, dataset.name, test)
     if "pca" in steps:
         with recorder.timed("pca"):
             pca_rows(ctx, dataset.name, manifest, test, clean_features)

@@ -41,9 +41,10 @@ def _limit_per_class(labels: np.ndarray, limit: int | None, seed: int) -> np.nda
 
 def load_split(
     config: ExperimentConfig, dataset: DatasetConfig, manifest: Manifest, split: str,
-    image_size: int,
+    image_size: int, device: torch.device | None = None,
 ) -> SplitData:
-    """The (limited) split as a loader plus its labels, ids and a content digest."""
+    """The (limited) split as a loader plus its labels, ids and a content digest; batches are
+    pinned in memory for a CUDA ``device``."""
     full = ManifestDataset(manifest, split, image_size)
     labels = np.asarray(full.labels, dtype=np.int64)
     ids = np.asarray(full.image_ids, dtype=np.int64)
@@ -51,9 +52,10 @@ def load_split(
         raise DataError(f"dataset {dataset.name}: the {split} split is empty")
     limit = dataset.max_train_per_class if split == "train" else dataset.max_test_per_class
     keep = _limit_per_class(labels, limit, dataset.seed + (split == "test"))
-    loader = DataLoader(
+    loader = DataLoader(  # workers decode while the model runs; batches keep their order
         Subset(full, keep.tolist()), batch_size=config.batch_size, shuffle=False,
-        collate_fn=collate_with_boxes, num_workers=0,
+        collate_fn=collate_with_boxes, num_workers=config.num_workers,
+        pin_memory=device is not None and device.type == "cuda",
     )
     digest = hashlib.sha256(
         json.dumps({

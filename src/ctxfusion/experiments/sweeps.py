@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ctxfusion.distributed import must_load, sharded_get_or_compute
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.features import cached_extract, module_digest, tensors_digest
 from ctxfusion.perturb.attacks import fgsm_sweep
@@ -63,7 +64,8 @@ class SplitData:
         return DataLoader(RelabelledRows(self.loader.dataset, rows, labels),
                           batch_size=batch_size or self.loader.batch_size,
                           shuffle=shuffle_seed is not None,
-                          generator=generator, collate_fn=self.loader.collate_fn, num_workers=0)
+                          generator=generator, collate_fn=self.loader.collate_fn,
+                          num_workers=self.loader.num_workers, pin_memory=self.loader.pin_memory)
 
     def training_loader(self, seed: int) -> DataLoader:
         """Every image of the split with its own label, shuffled (seeded) for training."""
@@ -76,7 +78,10 @@ def rows_digest(rows: torch.Tensor) -> str:
 
 
 def _description(ctx: RunContext, key: str, stream: nn.Module) -> dict:
-    return {"stream": ctx.identity(stream), "view": key.split("@")[1]}
+    """What decides the features of stream-view ``key``: the stream, the view and the number
+    format of the forward pass (bfloat16 features are cached apart from float32 ones)."""
+    return {"stream": ctx.identity(stream), "view": key.split("@")[1],
+            "precision": ctx.execution.precision}
 
 
 def split_features(
@@ -97,7 +102,7 @@ def split_features(
     features, _, _ = cached_extract(
         ctx.cache, descriptions, {key: stream for key, (stream, _) in pairs.items()},
         split.loader, views={key: view for key, (_, view) in pairs.items()},
-        perturb=perturb, device=ctx.device, desc=desc or "features",
+        perturb=perturb, desc=desc or "features", group=ctx.group, execution=ctx.execution,
     )
     return features
 
@@ -143,11 +148,10 @@ def fgsm_sweep_features(
         },
     }
 
-    def compute() -> dict[str, torch.Tensor]:
+    def compute(loader: DataLoader, _positions: list[int] | None) -> dict[str, dict]:
         parts: dict[str, list[torch.Tensor]] = {
             f"{i}/{key}": [] for i in range(len(epsilons)) for key in keys
         }
-        loader = split.rows_loader(rows, labels)
         for images, batch_labels, boxes, _ in tqdm(loader, desc=desc or "fgsm", leave=False):
             images = images.to(ctx.device)
             boxes = [b.to(ctx.device) for b in boxes]
@@ -157,11 +161,20 @@ def fgsm_sweep_features(
                                      [e.to(ctx.device) for e in epsilons],
                                      max_batch=ctx.config.gradient_batch_size,
                                      boxes=boxes if hasattr(source, "with_boxes") else None)
-            with torch.no_grad():
+            with ctx.execution.forward():
                 for i, batch in enumerate(adversarial):
                     for key, (stream, view) in pairs.items():
-                        parts[f"{i}/{key}"].append(stream(view(batch, boxes)).float().cpu())
-        return {name: torch.cat(chunks) for name, chunks in parts.items()}
+                        seen = ctx.execution.layout(view(batch, boxes))
+                        parts[f"{i}/{key}"].append(stream(seen).float().cpu())
+        return {"sweep": {name: torch.cat(chunks) for name, chunks in parts.items()}}
 
-    cached = ctx.cache.get_or_compute(description, compute)
+    cached = ctx.cache.load(description)
+    if ctx.group.broadcast(cached is None):
+        ctx.cache.misses += 1
+        cached = sharded_get_or_compute(ctx.cache, {"sweep": description},
+                                        split.rows_loader(rows, labels), compute,
+                                        ctx.group)["sweep"]
+    else:
+        ctx.cache.hits += 1
+        cached = cached if cached is not None else must_load(ctx.cache, description)
     return [{key: cached[f"{i}/{key}"] for key in keys} for i in range(len(epsilons))]

@@ -89,11 +89,26 @@ def gaussian_blur_separable(
     if sigma == 0:
         return images
     kernel = gaussian_kernel1d(sigma, kernel_size, dtype=images.dtype, device=images.device)
-    channels, height, width = images.shape[1:]
+    height, width = images.shape[2:]
     radius = kernel.numel() // 2
     rows = padding_indices(height, radius, padding, images.device)
     cols = padding_indices(width, radius, padding, images.device)
-    # Horizontal then vertical pass; groups=C applies the same kernel to every channel.
+    batch, channels = images.shape[:2]
+    if images.device.type == "cpu" and images.dtype == torch.float32 and batch * channels:
+        # oneDNN's depthwise convolution works on blocks of 16 channels, so 3 RGB channels
+        # leave 13/16 of every block idle: folding the batch into the channels fills them
+        # (2-5x faster here, benchmarks/bench_blur.py). Every output is still the same sum
+        # of the same products in the same order: bit-identical (tests/test_blur.py).
+        folded = images.reshape(1, batch * channels, height, width)
+        return _separable_passes(folded, kernel, rows, cols).reshape(images.shape)
+    return _separable_passes(images, kernel, rows, cols)
+
+
+def _separable_passes(images: torch.Tensor, kernel: torch.Tensor, rows: torch.Tensor,
+                      cols: torch.Tensor) -> torch.Tensor:
+    """Horizontal then vertical 1-D pass over padded indices; groups=C applies the same
+    kernel to every channel."""
+    channels = images.shape[1]
     horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     out = F.conv2d(images.index_select(3, cols), horizontal, groups=channels)

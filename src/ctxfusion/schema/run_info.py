@@ -217,6 +217,7 @@ class RunInfo:
     streams: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> description
     classifiers: dict[str, list[str]] | None = None  # name -> the streams it reads
     threat_model: ThreatModel | None = None
+    execution: dict[str, Any] | None = None  # world_size, backend, loader workers, precision
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
     examples: dict[str, ExampleInfo] | None = None
     pca: dict[str, PcaInfo] | None = None

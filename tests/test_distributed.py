@@ -1,0 +1,121 @@
+"""Sharded runs: ``torchrun`` on 2 CPU processes (gloo) gives the rows of one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.utils.data import DataLoader, TensorDataset
+
+from ctxfusion.distributed import SINGLE, Group, merge_shards, sharded_get_or_compute
+from ctxfusion.features import FeatureCache
+
+REPO = Path(__file__).resolve().parents[1]
+#: the demo config cut to a minute: two streams, every step that runs on batches (features,
+#: blur, FGSM, PGD with random starts, adversarial retraining on rank 0)
+SMALL = [
+    "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 160, "
+    "num_test: 72, seed: 5}]",
+    "streams={fg: {name: scenes-object-resnet18}, bg: {name: scenes-scene-resnet18}}",
+    "classifiers=null",
+    "blur.sigmas=[2.86]",
+    "fgsm.epsilons=[0, 0.01]",
+    "fgsm.whitebox=false",
+    "whitebox.epsilons=[0.01]",
+    "whitebox.steps=2",
+    "whitebox.max_images=40",  # 3 batches of 16: per-batch random starts on both ranks
+    "advtrain.epochs=1",
+    "advtrain.max_train_images=32",
+    "heads.epochs=30",
+    "heads.alphas=[10]",
+    "pca.max_points_per_class=10",
+    "batch_size=32",  # 5 train and 3 test batches: an uneven split across 2 ranks
+]
+
+
+def _run(command: list[str], out: Path, cache: Path, home: Path) -> subprocess.CompletedProcess:
+    sets = [arg for item in SMALL for arg in ("--set", item)]
+    env = {**os.environ, "CTXFUSION_HOME": str(home)}
+    return subprocess.run(
+        [*command, "run", str(REPO / "configs" / "demo.yaml"), *sets,
+         "--set", f"cache_dir={cache}", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def test_torchrun_on_two_processes_gives_the_rows_of_one_process(tmp_path) -> None:
+    home = tmp_path / "home"
+    single = _run([sys.executable, "-m", "ctxfusion"], tmp_path / "single",
+                  tmp_path / "cache-single", home)
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node=2", "-m", "ctxfusion"]
+    sharded = _run(torchrun, tmp_path / "sharded", tmp_path / "cache-sharded", home)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    for name in ("results.csv", "differences.csv", "weights.csv", "pca.csv"):
+        assert (tmp_path / "sharded" / name).read_bytes() == \
+            (tmp_path / "single" / name).read_bytes(), name
+    info = json.loads((tmp_path / "sharded" / "run.json").read_text())
+    assert info["status"] == "complete"
+    assert (info["execution"]["world_size"], info["execution"]["backend"]) == (2, "gloo")
+    # the shards were merged and removed: both caches hold the same entries
+    assert sorted(p.name for p in (tmp_path / "cache-sharded").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "cache-single").iterdir())
+    assert sharded.stdout.count("report:") == 1  # rank 0 speaks for the run
+
+
+def test_merge_puts_uneven_shards_back_in_batch_order() -> None:
+    batches = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10]]  # 4 batches, the last one short
+    shards = {0: {"x": torch.tensor([0, 1, 2, 6, 7, 8])},  # batches 0 and 2
+              1: {"x": torch.tensor([3, 4, 5, 9, 10])}}  # batches 1 and 3
+    assert merge_shards(shards, batches, 2)["x"].tolist() == list(range(11))
+    with pytest.raises(Exception, match="rows"):
+        merge_shards({0: {"x": torch.arange(5)}, 1: shards[1]}, batches, 2)
+
+
+def _square_rows(loader, positions, calls: Path) -> dict:
+    """The computation under test: squares each row; records which batches it ran on."""
+    with calls.open("a") as handle:
+        handle.write(json.dumps(positions) + "\n")
+    rows = torch.cat([batch[0] for batch in loader])
+    return {"squares": {"value": rows**2}}
+
+
+def _rank_main(rank: int, world: int, init_file: str, cache_root: str, calls: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        loader = DataLoader(TensorDataset(torch.arange(10.0)), batch_size=3)
+        sharded_get_or_compute(
+            FeatureCache(cache_root), {"squares": {"what": "squares"}}, loader,
+            lambda part, positions: _square_rows(part, positions, Path(calls)),
+            Group(rank, world))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_restart_recomputes_only_the_missing_shards(tmp_path) -> None:
+    """Rank 1 finished its shard before the run died; the restart computes rank 0's only,
+    and the merged tensor equals the single-process one."""
+    cache = FeatureCache(tmp_path / "cache")
+    loader = DataLoader(TensorDataset(torch.arange(10.0)), batch_size=3)
+    shard_of_rank_1 = {"shard_of": {"what": "squares"}, "rank": 1, "world_size": 2,
+                       "batch_size": 3}
+    cache.save(shard_of_rank_1, {"value": torch.tensor([9.0, 16, 25, 81])})  # batches 1, 3
+    calls = tmp_path / "calls.jsonl"
+    mp.spawn(_rank_main, args=(2, str(tmp_path / "init"), str(tmp_path / "cache"), str(calls)),
+             nprocs=2, join=True)
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [[0, 2]]
+    single = sharded_get_or_compute(
+        FeatureCache(tmp_path / "single"), {"squares": {"what": "squares"}}, loader,
+        lambda part, positions: _square_rows(part, positions, tmp_path / "single.jsonl"),
+        SINGLE)
+    merged = cache.load({"what": "squares"})
+    assert torch.equal(merged["value"], single["squares"]["value"])
+    assert not cache.path(shard_of_rank_1).exists()  # merged shards are removed
