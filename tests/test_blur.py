@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from pycocotools.coco import COCO
 from scipy import ndimage
@@ -15,6 +16,7 @@ from ctxfusion.perturb.blur import (
     boxes_mask,
     gaussian_blur_separable,
     gaussian_kernel1d,
+    padding_indices,
 )
 
 
@@ -154,3 +156,45 @@ def test_bad_inputs_raise_clear_errors():
         blur_inside_boxes(images, [torch.zeros(0, 4)] * 2, -2.0)
     with pytest.raises(ConfigError, match="valid: reflect, mirror"):
         gaussian_blur_separable(images, 1.0, padding="wrap")
+
+
+def _previous_blur_separable(images, sigma, *, kernel_size=None, padding="reflect"):
+    """Frozen copy of gaussian_blur_separable before the batch was folded into the channels
+    (the committed example results were computed with it)."""
+    kernel = gaussian_kernel1d(sigma, kernel_size, dtype=images.dtype, device=images.device)
+    channels, height, width = images.shape[1:]
+    radius = kernel.numel() // 2
+    rows = padding_indices(height, radius, padding, images.device)
+    cols = padding_indices(width, radius, padding, images.device)
+    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    out = F.conv2d(images.index_select(3, cols), horizontal, groups=channels)
+    return F.conv2d(out.index_select(2, rows), vertical, groups=channels)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bit_identical_to_the_previous_algorithm(threads):
+    """Every sigma, padding, batch and shape gives the very bits of the previous code on CPU
+    float32 (torch.equal), with one and two threads (oneDNN may choose other kernels)."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(threads)
+        shapes = [(1, 3, 224, 224), (4, 3, 224, 224), (64, 3, 64, 64), (5, 1, 13, 40),
+                  (3, 4, 1, 9), (2, 3, 70, 3)]
+        for i, shape in enumerate(shapes):
+            images = torch.rand(*shape, generator=g) * (255 if i % 2 else 1)
+            for sigma in (0.3, 1.0, 1.43, 2.0, 5.0, 12.9, 20.0, 45.0):
+                for padding in ("reflect", "mirror"):
+                    ours = gaussian_blur_separable(images, sigma, padding=padding)
+                    assert torch.equal(ours, _previous_blur_separable(images, sigma,
+                                                                      padding=padding))
+            boxes = [torch.tensor([[1.0, 2.0, shape[3] * 0.8, shape[2] * 0.9]])] * shape[0]
+            ref = torch.where(boxes_mask(boxes, *shape[2:]),
+                              _previous_blur_separable(images, 5.0), images)
+            assert torch.equal(blur_inside_boxes(images, boxes, 5.0, "image"), ref)
+        odd = torch.rand(3, 3, 20, 17, generator=g)
+        assert torch.equal(gaussian_blur_separable(odd, 2.0, kernel_size=5),
+                           _previous_blur_separable(odd, 2.0, kernel_size=5))
+    finally:
+        torch.set_num_threads(previous_threads)

@@ -119,3 +119,53 @@ def test_a_restart_recomputes_only_the_missing_shards(tmp_path) -> None:
     merged = cache.load({"what": "squares"})
     assert torch.equal(merged["value"], single["squares"]["value"])
     assert not cache.path(shard_of_rank_1).exists()  # merged shards are removed
+
+
+class _TinyStream(torch.nn.Sequential):
+    """A small convolutional stream without batch norm (whose statistics are per rank)."""
+
+    feature_dim = 8
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        super().__init__(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(),
+                         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+
+def _finetune_loader() -> DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(24, 3, 16, 16, generator=generator), torch.arange(24) % 3
+    return DataLoader(TensorDataset(images, labels), batch_size=8, shuffle=True,
+                      generator=torch.Generator().manual_seed(1))
+
+
+def _finetune_rank(rank: int, world: int, init_file: str, out: str) -> None:
+    from ctxfusion.distributed import slice_each_batch
+    from ctxfusion.train import finetune_classifier
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        group = Group(rank, world)
+        model = finetune_classifier(_TinyStream(), 3, slice_each_batch(_finetune_loader(), group),
+                                    epochs=2, lr=1e-2, progress=False, group=group)
+        torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_data_parallel_finetuning_matches_one_process(tmp_path) -> None:
+    """Two ranks, each on half of every batch, with DistributedDataParallel: the replicas end
+    equal, and equal to one process on whole batches (within float error)."""
+    from ctxfusion.train import finetune_classifier
+
+    mp.spawn(_finetune_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+             join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    single = finetune_classifier(_TinyStream(), 3, _finetune_loader(), epochs=2, lr=1e-2,
+                                 progress=False).state_dict()
+    before = _TinyStream().state_dict()
+    for key, value in single.items():
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+        assert torch.allclose(ranks[0][key], value, atol=1e-5), key
+    assert not torch.allclose(single["streams.0.0.weight"], before["0.weight"])

@@ -211,6 +211,9 @@ class FinetuneConfig:
     epochs: int = 1
     lr: float = 1e-4
     stream: str | None = None
+    #: under torchrun, fine-tune data-parallel (DistributedDataParallel) across the ranks;
+    #: false: rank 0 fine-tunes alone and the weights equal a single process's
+    distributed: bool = True
 
     def validate(self, where: str) -> None:
         _check_positive(where, self, "epochs", "lr")

@@ -16,9 +16,11 @@ Torch's ``DistributedSampler`` is not used: it deals out single images (and pads
 round with repeats), which changes the composition of every batch, and with it the floating-
 point results of batch-dependent kernels; dealing out whole batches keeps them bit-identical.
 
-Training steps (heads on cached features, adversarial retraining, fine-tuning) run whole:
-the heads on every rank (seconds; checked identical across ranks), the others on rank 0
-while the other ranks wait, then read from the cache (:func:`main_get_or_compute`).
+Training steps run whole: the heads on cached features on every rank (seconds; checked
+identical across ranks), adversarial retraining on rank 0 while the other ranks wait and then
+read it from the cache (:func:`main_get_or_compute`). Fine-tuning a backbone is data-parallel
+(``DistributedDataParallel``, :func:`slice_each_batch`, :func:`collective_get_or_compute`)
+unless ``finetune.distributed`` is false.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, SequentialSampler
+from torch.utils.data import DataLoader, Sampler, SequentialSampler
 
 from .errors import ConfigError, DataError
 
@@ -147,6 +149,34 @@ def subset_loader(loader: DataLoader, batches: Sequence[Sequence[int]]) -> DataL
                       pin_memory=loader.pin_memory)
 
 
+class BatchSlices(Sampler[list[int]]):
+    """This rank's slice (every ``world_size``-th image) of each batch of a batch sampler; a
+    shuffled sampler draws the same order on every rank (same seeded generator). Batches with
+    fewer images than ranks are skipped on every rank, so all ranks step together."""
+
+    def __init__(self, batch_sampler: Sampler, group: Group) -> None:
+        self.batch_sampler, self.group = batch_sampler, group
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batch_sampler:
+            if len(batch) >= self.group.world_size:
+                yield list(batch)[self.group.rank::self.group.world_size]
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+def slice_each_batch(loader: DataLoader, group: Group) -> DataLoader:
+    """For data-parallel training: a loader yielding this rank's slice of each batch."""
+    if not group.sharded:
+        return loader
+    # the same generator: starting an epoch draws the workers' base seed from it before the
+    # sampler draws its order, so the order equals the whole loader's
+    return DataLoader(loader.dataset, batch_sampler=BatchSlices(loader.batch_sampler, group),
+                      collate_fn=loader.collate_fn, num_workers=loader.num_workers,
+                      pin_memory=loader.pin_memory, generator=loader.generator)
+
+
 def merge_shards(shards: Mapping[int, Tensors], batches: Sequence[Sequence[int]],
                  world_size: int) -> Tensors:
     """The tensors of a single-process run from each rank's shard: rank r's rows are its
@@ -227,6 +257,20 @@ def main_get_or_compute(cache, description: Mapping, compute: Callable[[], Mappi
     tensors = cache.get_or_compute(description, compute) if group.is_main else None
     group.barrier()
     return tensors if tensors is not None else must_load(cache, description)
+
+
+def collective_get_or_compute(cache, description: Mapping, compute: Callable[[], Mapping],
+                              group: Group) -> Tensors:
+    """``cache.get_or_compute`` where every rank takes part in ``compute`` (data-parallel
+    training, whose replicas end equal); rank 0 stores the result, the others read it."""
+    cached = cache.load(description)
+    if not group.broadcast(cached is None):
+        return cached if cached is not None else must_load(cache, description)
+    tensors = {k: v.detach().cpu() for k, v in compute().items()}
+    if group.is_main:
+        cache.save(description, tensors)
+    group.barrier()
+    return tensors if group.is_main else must_load(cache, description)
 
 
 def must_load(cache, description: Mapping) -> Tensors:

@@ -15,8 +15,10 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .distributed import SINGLE, Group
 from .errors import ConfigError, DataError
 from .models import FusionClassifier, LinearHead, alpha_regularised_loss
 from .perturb.attacks import Eps, fgsm_sweep
@@ -134,24 +136,35 @@ def finetune_classifier(
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    group: Group = SINGLE,
 ) -> FusionClassifier:
     """Train all layers of ``stream`` plus a new linear head (SPEC §1: CIFAR-10's fg path).
 
     The backbone changes, so its features cannot come from the feature cache.
     Returns ``FusionClassifier([stream], head)`` (the stream is trained in place).
+    With a sharded ``group`` the model is wrapped in ``DistributedDataParallel``: each rank
+    passes its slice of every batch (:func:`ctxfusion.distributed.slice_each_batch`), and the
+    averaged gradients keep the replicas equal.
     """
     _check_positive(lr=lr)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = LinearHead([_feature_dim(stream)], num_classes)
     model = FusionClassifier([stream], head).to(device).train()
+    trained: nn.Module = model
+    if group.sharded:  # gradients averaged across ranks after every backward pass
+        device = torch.device(device)
+        trained = DistributedDataParallel(  # a backbone's own classifier is not used
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for epoch in range(epochs):
-        bar = tqdm(_batches(loader, device), disable=not progress, leave=False,
+        bar = tqdm(_batches(loader, device), disable=not progress or not group.is_main,
+                   leave=False,
                    desc=f"fine-tuning all layers, epoch {epoch + 1}/{epochs} (not cacheable)")
         for images, labels in bar:
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(images), labels)
+            loss = F.cross_entropy(trained(images), labels)
             loss.backward()
             optimizer.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
