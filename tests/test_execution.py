@@ -5,16 +5,17 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ctxfusion.execution import Execution
+from ctxfusion.execution import Execution, default_num_workers
 from ctxfusion.features import extract_features
 from ctxfusion.streams import create_stream
 
 
-def test_auto_is_bfloat16_and_channels_last_on_a_gpu_only() -> None:
+def test_auto_is_bfloat16_on_a_gpu_only_and_channels_last_on_both() -> None:
     gpu = Execution.resolve(torch.device("cuda", 0))
     assert (gpu.precision, gpu.memory_format) == ("bfloat16", "channels_last")
     cpu = Execution.resolve(torch.device("cpu"))
-    assert (cpu.precision, cpu.memory_format) == ("float32", "contiguous")
+    assert (cpu.precision, cpu.memory_format) == ("float32", "channels_last")
+    assert default_num_workers(torch.device("cpu")) == 0
     assert Execution.resolve(torch.device("cpu"), "bfloat16").precision == "bfloat16"
 
 

@@ -265,11 +265,13 @@ class ExperimentConfig:
     ``cuda.batch_size`` and ``cuda.gradient_batch_size`` replace them.
 
     ``num_workers``: processes that read and decode images while the model runs (0: in the
-    main process); batches keep their order. ``precision``: the number format of the forward
-    passes that need no gradient (feature extraction, classifying attacked images): ``auto``
-    is bfloat16 autocast on a GPU and float32 on a CPU; attack gradients are always float32.
-    ``memory_format``: ``auto`` is channels_last on a GPU and contiguous on a CPU (measured:
-    BENCHMARKS.md). The features of each precision are cached apart.
+    main process; null: 0 on a CPU, where workers take cores from the model, up to 8 on a GPU);
+    batches keep their order. ``precision``: the number format of the forward passes that need
+    no gradient (feature extraction, classifying attacked images): ``auto`` is bfloat16
+    autocast on a GPU and float32 on a CPU; attack gradients are always float32.
+    ``memory_format``: ``auto`` is channels_last (measured faster on CPU: BENCHMARKS.md);
+    ``contiguous`` gives the features of earlier versions bit for bit. Features are cached
+    per precision and memory format.
     """
 
     experiment: str
@@ -281,7 +283,7 @@ class ExperimentConfig:
     device: str = "auto"
     batch_size: int = 128
     gradient_batch_size: int = 16
-    num_workers: int = 2
+    num_workers: int | None = None
     precision: str = "auto"
     memory_format: str = "auto"
     cuda: CudaConfig = field(default_factory=CudaConfig)
@@ -303,7 +305,7 @@ class ExperimentConfig:
         _check_choice(f"{where}normalization", self.normalization, NORMALIZATIONS)
         _check_choice(f"{where}precision", self.precision, PRECISIONS)
         _check_choice(f"{where}memory_format", self.memory_format, MEMORY_FORMATS)
-        if self.num_workers < 0:
+        if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"{where}num_workers = {self.num_workers}: must be >= 0 (0 reads "
                               "images in the main process)")
         for i, step in enumerate(self.steps):

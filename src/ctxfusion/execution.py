@@ -1,8 +1,10 @@
-"""How forward passes run on the run's device: number format and memory layout.
+"""How a run uses its device: number format, memory layout, image-decoding workers.
 
-``precision`` and ``memory_format`` of the config, resolved for the device: on a GPU, bfloat16
-autocast and channels_last by default; on a CPU, float32 and the contiguous layout (measured
-faster here: BENCHMARKS.md). Only forward passes that need no gradient go through
+``precision``, ``memory_format`` and ``num_workers`` of the config, resolved for the device:
+``auto`` is bfloat16 autocast on a GPU and float32 on a CPU; channels_last on both (measured
+faster on this project's CPU for ResNet18 and EfficientNet-Lite0: BENCHMARKS.md); image
+decoding in worker processes on a GPU and in the main process on a CPU (measured: workers
+take cores from the model there). Only forward passes that need no gradient go through
 :meth:`Execution.forward` (feature extraction, classifying attacked images); attack gradients
 and training always run in float32.
 """
@@ -10,6 +12,7 @@ and training always run in float32.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,12 +34,11 @@ class Execution:
     @classmethod
     def resolve(cls, device: torch.device, precision: str = "auto",
                 memory_format: str = "auto") -> Execution:
-        """``auto`` -> bfloat16 / channels_last on CUDA, float32 / contiguous elsewhere."""
-        gpu = device.type == "cuda"
+        """``auto`` -> bfloat16 on CUDA, float32 elsewhere; channels_last everywhere."""
         if precision == "auto":
-            precision = "bfloat16" if gpu else "float32"
+            precision = "bfloat16" if device.type == "cuda" else "float32"
         if memory_format == "auto":
-            memory_format = "channels_last" if gpu else "contiguous"
+            memory_format = "channels_last"
         if precision not in ("float32", "bfloat16") or memory_format not in _FORMATS:
             raise ConfigError(f"precision = {precision!r}, memory_format = {memory_format!r}: "
                               "valid are float32|bfloat16 and contiguous|channels_last")
@@ -68,3 +70,13 @@ class Execution:
 
 
 FLOAT32_CPU = Execution(torch.device("cpu"))
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Image-decoding worker processes for ``num_workers: null``: none on a CPU (the model
+    uses every core), on a GPU the cores of this process's share of the node, at most 8."""
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    per_rank = (cores or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(8, per_rank - 1))

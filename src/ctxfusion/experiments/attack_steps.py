@@ -120,6 +120,7 @@ def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial)
         "kind": "advtrain", "train": train.digest, "rows": rows_digest(data.rows),
         "init": module_digest(base_head), "settings": vars(cfg), "eps": eps.tolist(),
         "stream": ctx.identity(stream), "seed": trial.seed,
+        "execution": ctx.execution.describe(),
     }
 
     def compute() -> dict[str, torch.Tensor]:
@@ -168,7 +169,7 @@ def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) 
                     "kind": attack_name, "split": test.digest, "rows": rows_digest(data.rows),
                     "model": module_digest(model), "eps": eps.tolist(),
                     "settings": _attack_settings(ctx, attack_name, model), "seed": trial.seed,
-                    "precision": ctx.execution.precision,
+                    "execution": ctx.execution.describe(),
                 }
 
                 def compute(part: DataLoader, positions: list[int] | None, model=model,

@@ -16,7 +16,7 @@ from torch import nn
 from ctxfusion.config import NORMALIZATION_STATS, ExperimentConfig
 from ctxfusion.distributed import SINGLE, Group
 from ctxfusion.errors import ConfigError, CtxfusionError
-from ctxfusion.execution import FLOAT32_CPU, Execution
+from ctxfusion.execution import FLOAT32_CPU, Execution, default_num_workers
 from ctxfusion.experiments.recorder import RunRecorder
 from ctxfusion.features import FeatureCache, module_digest, stream_identity
 from ctxfusion.paths import expand_path, home_dir
@@ -82,6 +82,8 @@ class RunContext:
                 gradient_batch_size=config.cuda.gradient_batch_size
                 or config.gradient_batch_size)
         execution = Execution.resolve(device, config.precision, config.memory_format)
+        if config.num_workers is None:
+            config = dataclasses.replace(config, num_workers=default_num_workers(device))
         recorder = RunRecorder(out=out, experiment=config.experiment, writes=group.is_main)
         cache_root = (
             expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"

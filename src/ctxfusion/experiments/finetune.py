@@ -30,7 +30,7 @@ def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Str
     description = {
         "kind": "finetune", "stream": ctx.identity(base), "train": train.digest,
         "epochs": cfg.epochs, "lr": cfg.lr, "seed": ctx.config.seed,
-        "num_classes": num_classes,
+        "num_classes": num_classes, "execution": ctx.execution.describe(),
     }
 
     data_parallel = ctx.group.sharded and cfg.distributed

@@ -19,6 +19,7 @@ from ctxfusion.data.datasets import ManifestDataset, collate_with_boxes
 from ctxfusion.data.kinds import prepare_dataset
 from ctxfusion.data.manifest import Manifest
 from ctxfusion.errors import DataError
+from ctxfusion.execution import default_num_workers
 from ctxfusion.experiments.sweeps import SplitData
 from ctxfusion.io import sha256_file
 
@@ -52,10 +53,13 @@ def load_split(
         raise DataError(f"dataset {dataset.name}: the {split} split is empty")
     limit = dataset.max_train_per_class if split == "train" else dataset.max_test_per_class
     keep = _limit_per_class(labels, limit, dataset.seed + (split == "test"))
+    device = device or torch.device("cpu")
+    workers = config.num_workers
     loader = DataLoader(  # workers decode while the model runs; batches keep their order
         Subset(full, keep.tolist()), batch_size=config.batch_size, shuffle=False,
-        collate_fn=collate_with_boxes, num_workers=config.num_workers,
-        pin_memory=device is not None and device.type == "cuda",
+        collate_fn=collate_with_boxes,
+        num_workers=default_num_workers(device) if workers is None else workers,
+        pin_memory=device.type == "cuda",
     )
     digest = hashlib.sha256(
         json.dumps({

@@ -78,10 +78,10 @@ def rows_digest(rows: torch.Tensor) -> str:
 
 
 def _description(ctx: RunContext, key: str, stream: nn.Module) -> dict:
-    """What decides the features of stream-view ``key``: the stream, the view and the number
-    format of the forward pass (bfloat16 features are cached apart from float32 ones)."""
+    """What decides the features of stream-view ``key``: the stream, the view, the number
+    format and memory layout of the forward pass (each gives its own float rounding)."""
     return {"stream": ctx.identity(stream), "view": key.split("@")[1],
-            "precision": ctx.execution.precision}
+            **ctx.execution.describe()}
 
 
 def split_features(
