@@ -144,7 +144,8 @@ def test_bim_and_autoattack_run(trained):
 
 def test_make_attack_validates_settings(trained):
     model = trained[0]
-    with pytest.raises(ConfigError, match="valid attacks: fgsm, bim, pgd, autoattack"):
+    with pytest.raises(ConfigError, match="valid attacks: fgsm, bim, pgd, apgd, eotpgd, "
+                       "autoattack"):
         make_attack("cw", model, 0.1)
     with pytest.raises(ConfigError, match="'stepz'.*valid settings: steps"):
         make_attack("pgd", model, 0.1, stepz=3)

@@ -57,6 +57,17 @@ BASE = {
         ({"cuda": {"batch_size": 0}}, "cuda.batch_size = 0: must be > 0"),
         ({"streams": {"fg": {"name": "resnet17"}, "bg": {"name": "scenes-scene-resnet18"}}},
          "streams.fg.name = 'resnet17': unknown stream 'resnet17'; registered streams: "),
+        ({"fgsm": {"regions": ["box", "object"]}},
+         "fgsm.regions[1] = 'object': valid values are image, box, background"),
+        ({"whitebox": {"regions": []}}, "whitebox.regions is empty"),
+        ({"whitebox": {"region_epsilons": [2]}}, "whitebox.region_epsilons[0] = 2.0"),
+        ({"whitebox": {"attacks": ["pgd", "cw"]}}, "whitebox.attacks[1] = 'cw': valid values"),
+        ({"corruptions": {"names": ["snow"]}},
+         "corruptions.names[0] = 'snow': valid values are gaussian_blur, gaussian_noise"),
+        ({"corruptions": {"severities": [0]}},
+         "corruptions.severities[0] = 0: a severity is an integer from 1 to 5"),
+        ({"corruptions": {"max_images": 0}}, "corruptions.max_images = 0"),
+        ({"attack_repeats": 4}, "attack_repeats = 4: must be from 1 to repeats = 1"),
     ],
 )
 def test_bad_values_are_named(tmp_path: Path, patch: dict, message: str) -> None:

@@ -35,6 +35,7 @@ SMALL = [
     "advtrain.max_train_images=32",
     "heads.epochs=30",
     "heads.alphas=[10]",
+    "whitebox.adaptive=[]",
     "pca.max_points_per_class=10",
     "batch_size=32",  # 5 train and 3 test batches: an uneven split across 2 ranks
 ]

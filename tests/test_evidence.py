@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 96, "
     "num_test: 48, seed: 7, subsets: [all]}]",
-    "batch_size=32", "heads.epochs=5", "heads.alphas=[10]",
+    "batch_size=32", "heads.epochs=5", "heads.alphas=[10]", "whitebox.adaptive=[]",
 ]
 
 

@@ -82,9 +82,10 @@ def test_registered_attack_is_valid_in_a_config(tmp_path, toy_attack):
 def test_unregistered_attack_is_rejected_listing_the_registered(tmp_path, toy_attack):
     unregister_attack("toy")
     with pytest.raises(ConfigError, match=r"whitebox.attacks\[0\] = 'toy': valid values are "
-                       r"bim, pgd, autoattack"):
+                       r"bim, pgd, apgd, eotpgd, autoattack"):
         _load(tmp_path, whitebox={"attacks": ["toy"]})
-    with pytest.raises(ConfigError, match="valid attacks: fgsm, bim, pgd, autoattack"):
+    with pytest.raises(ConfigError, match="valid attacks: fgsm, bim, pgd, apgd, eotpgd, "
+                       "autoattack"):
         make_attack("toy", nn.Identity(), 0.1)
 
 
@@ -118,6 +119,7 @@ def test_attacks_declare_the_config_settings_they_take(tmp_path):
     whitebox = _load(tmp_path, whitebox={"steps": 7, "restarts": 2}).whitebox
     taken = {name: attack_class(name).settings_from(whitebox, 5) for name in ATTACKS}
     assert taken == {"fgsm": {}, "bim": {"steps": 7}, "pgd": {"steps": 7, "restarts": 2},
+                     "apgd": {"steps": 7, "restarts": 2}, "eotpgd": {"steps": 7},
                      "autoattack": {"num_classes": 5}}
 
 

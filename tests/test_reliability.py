@@ -24,7 +24,8 @@ ONE_DATASET = ("datasets=[{name: a, kind: scenes, context_strength: 0.8, num_tra
 TWO_DATASETS = ("datasets=[{name: a, kind: scenes, context_strength: 0.8, num_train: 48, "
                 "num_test: 24, seed: 5}, {name: b, kind: scenes, context_strength: 0.0, "
                 "num_train: 192, num_test: 96, seed: 6}]")
-TINY = ["steps=[]", "heads.epochs=3", "heads.alphas=[1]", "batch_size=64"]
+TINY = ["steps=[]", "heads.epochs=3", "heads.alphas=[1]", "batch_size=64",
+        "whitebox.adaptive=[]"]
 
 
 def _command(args: list[str]) -> list[str]:

@@ -43,13 +43,16 @@ def _decay(start: float, floor: float, levels: list[float], scale: float) -> lis
 
 def result(dataset: str, subset: str, classifier: str, source: str, perturbation: str,
            level: float, accuracy: float, n: int, seed: int = 0, threat: str | None = None,
-           experiment: str = "paper") -> dict:
-    """One results.csv row in the new schema (threat inferred, Wilson interval)."""
+           experiment: str = "paper", region: str | None = None) -> dict:
+    """One results.csv row in the new schema (threat inferred, region: the boxes for blur,
+    else the image; Wilson interval)."""
     low, high = wilson_interval(round(accuracy * n), n)
     return {"experiment": experiment, "dataset": dataset, "subset": subset,
             "classifier": classifier, "source": source,
             "threat": threat or infer_threat(perturbation, classifier, source),
-            "perturbation": perturbation, "level": level, "seed": seed,
+            "perturbation": perturbation,
+            "region": region or ("box" if perturbation == "blur" else "image"),
+            "level": level, "seed": seed,
             "accuracy": accuracy, "ci_low": round(low, 6), "ci_high": round(high, 6), "n": n}
 
 
@@ -115,8 +118,8 @@ def difference(row_a: dict, row_b: dict, source: str, threat: str, width: float 
         a_only, b_only = 0, b_only - a_only
     return {"experiment": row_a["experiment"], "dataset": row_a["dataset"],
             "subset": row_a["subset"], "source": source, "threat": threat,
-            "perturbation": row_a["perturbation"], "level": row_a["level"],
-            "seed": row_a["seed"], "classifier_a": row_a["classifier"],
+            "perturbation": row_a["perturbation"], "region": row_a["region"],
+            "level": row_a["level"], "seed": row_a["seed"], "classifier_a": row_a["classifier"],
             "classifier_b": row_b["classifier"], "acc_a": row_a["accuracy"],
             "acc_b": row_b["accuracy"], "diff": round(diff, 6),
             "ci_low": round(max(-1.0, diff - width), 6),
@@ -252,6 +255,7 @@ EXPECTED = {
     "figS2_whitebox_coco.png", "fig4c_cifar10.png", "fig4d_cifar10.png",
     "fig3a_scenes-cs0.2.png", "fig3a_scenes-cs0.8.png", "figS1_context_strength.png",
     "figT_tradeoff_coco_all.png", "figT_tradeoff_coco_dissimilar.png",
+    *(f"figR_transfer_coco_{subset}.png" for subset in SUBSETS),  # crafted on fg and on itself
 }
 
 

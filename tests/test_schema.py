@@ -33,11 +33,12 @@ from ctxfusion.schema import (
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
 RESULT = ResultRow(experiment="e", dataset="coco", subset="all", classifier="joint-alpha10",
-                   source="fg", threat="transfer", perturbation="fgsm", level=0.0123456789,
+                   source="fg", threat="transfer", perturbation="fgsm", region="box",
+                   level=0.0123456789,
                    seed=2, accuracy=0.123456789, ci_low=0.1, ci_high=0.15, n=686)
 DIFFERENCE = DifferenceRow(
     experiment="e", dataset="coco", subset="all", source="", threat="none",
-    perturbation="blur", level=10.0, seed=0, classifier_a="joint", classifier_b="fg",
+    perturbation="blur", region="box", level=10.0, seed=0, classifier_a="joint", classifier_b="fg",
     acc_a=0.8123456, acc_b=0.7, diff=0.1123456, ci_low=0.05, ci_high=0.17, n=686, a_only=80,
     b_only=3, mcnemar_p=1.23456789e-9)
 WEIGHT = WeightRow(dataset="coco", subset="all", classifier="joint", alpha=0.0,
@@ -88,8 +89,8 @@ def test_headers_are_the_column_tuples(tmp_path: Path) -> None:
         with open(path, newline="") as handle:
             assert tuple(next(csv.reader(handle))) == expected, path.name
     assert RESULT_COLUMNS == ("experiment", "dataset", "subset", "classifier", "source",
-                              "threat", "perturbation", "level", "seed", "accuracy", "ci_low",
-                              "ci_high", "n")
+                              "threat", "perturbation", "region", "level", "seed", "accuracy",
+                              "ci_low", "ci_high", "n")
 
 
 def test_a_bad_cell_names_file_line_and_column(tmp_path: Path) -> None:

@@ -26,14 +26,15 @@ from ctxfusion.errors import ConfigError
 from ctxfusion.perturb.attacks import EPS_SPACES
 from ctxfusion.perturb.attacks import ITERATIVE_ATTACKS as WHITEBOX_ATTACKS
 from ctxfusion.perturb.blur import BLUR_MODES
+from ctxfusion.perturb.corruptions import CORRUPTIONS
 from ctxfusion.perturb.views import VIEWS
 from ctxfusion.roles import resolve as resolve_roles
-from ctxfusion.schema.rows import ALPHA_REDUCTIONS
+from ctxfusion.schema.rows import ALPHA_REDUCTIONS, REGIONS
 
 # Vocabularies owned by the modules that implement them (live views of their registries):
 # VIEWS (perturb.views), DATASET_KINDS (data.kinds), EPS_SPACES and WHITEBOX_ATTACKS (the
 # iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur).
-STEPS = ("blur", "fgsm", "advtrain", "whitebox", "pca")
+STEPS = ("blur", "fgsm", "advtrain", "whitebox", "corruptions", "pca")
 #: dataset statistics selectable by ``normalization`` (SPEC §2: the paper uses CIFAR-10's);
 #: ``stream`` keeps each stream's own preprocessing
 NORMALIZATION_STATS = {
@@ -113,17 +114,23 @@ class FgsmConfig:
     on the normalised input, converted with the per-channel std of ``normalization``.
     ``whitebox``: also attack every other classifier through its own gradient (threat
     ``whitebox``) on the class-stratified sample of ``whitebox.max_images`` test images, so
-    every classifier of a comparison meets both the transfer and the white-box attack.
+    every classifier of a comparison meets both the transfer and the white-box attack. Every
+    classifier classifies each of those images too: with the sources' sweeps, a transfer
+    matrix (crafted on, classified by) at every eps.
+    ``regions``: where FGSM may change pixels (``image``; ``box``, ``background`` need boxes);
+    beyond ``image``, every classifier is attacked through its own gradient on the sample.
     """
 
     epsilons: list[float] = field(default_factory=lambda: [0, 0.002, 0.005, 0.01, 0.02, 0.05])
     eps_space: str = "pixel"
     sources: list[str] | None = None
     whitebox: bool = True
+    regions: list[str] = field(default_factory=lambda: ["image"])
 
     def validate(self, where: str) -> None:
         _check_choice(f"{where}.eps_space", self.eps_space, EPS_SPACES)
         _check_epsilons(f"{where}.epsilons", self.epsilons, self.eps_space)
+        _check_regions(f"{where}.regions", self.regions)
 
 
 @dataclass
@@ -132,6 +139,15 @@ class WhiteboxConfig:
 
     Every white-box evaluation runs on one seeded sample of at most ``max_images`` test
     images per subset, drawn evenly across classes (so it covers every class).
+
+    ``regions``: where the attacks may change pixels; the regions beyond ``image`` run at
+    ``region_epsilons`` (default: ``epsilons``). ``adaptive``: defences (``joint-alpha<a>``
+    heads, classifiers with a view such as ``joint@context``, ``fg-advtrain``) attacked through
+    their own gradient with the first attack that can be restricted to a region (not
+    AutoAttack), at ``region_epsilons``, in every region (and in
+    the background for a view that hides the boxes): threat ``adaptive``. ``sanity``: the
+    unbounded attack (eps = 1, the whole [0,1] range) on each target and its input gradients'
+    check, for the report's sanity checks.
     """
 
     attacks: list[str] = field(default_factory=lambda: ["pgd"])
@@ -140,11 +156,47 @@ class WhiteboxConfig:
     restarts: int = 1
     max_images: int = 256
     targets: list[str] | None = None
+    regions: list[str] = field(default_factory=lambda: ["image"])
+    region_epsilons: list[float] | None = None
+    adaptive: list[str] = field(default_factory=list)
+    sanity: bool = True
 
     def validate(self, where: str) -> None:
         for i, attack in enumerate(self.attacks):
             _check_choice(f"{where}.attacks[{i}]", attack, WHITEBOX_ATTACKS)
         _check_positive(where, self, "steps", "restarts", "max_images")
+        _check_regions(f"{where}.regions", self.regions)
+        if self.adaptive and not self.attacks:
+            raise ConfigError(f"{where}.adaptive needs at least one attack in {where}.attacks")
+
+
+@dataclass
+class CorruptionsConfig:
+    """Natural corruptions at ImageNet-C severities (``imagecorruptions``), in each region,
+    scored by every classifier on a class-stratified sample of at most ``max_images`` test
+    images (the white-box sample when the sizes agree). Severity 0 is the clean row."""
+
+    names: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    regions: list[str] = field(default_factory=lambda: ["image", "box", "background"])
+    max_images: int = 256
+
+    def validate(self, where: str) -> None:
+        for i, name in enumerate(self.names):
+            _check_choice(f"{where}.names[{i}]", name, CORRUPTIONS)
+        for i, severity in enumerate(self.severities):
+            if isinstance(severity, bool) or severity not in range(1, 6):
+                raise ConfigError(f"{where}.severities[{i}] = {severity!r}: a severity is an "
+                                  "integer from 1 to 5 (0, the clean image, is always scored)")
+        _check_regions(f"{where}.regions", self.regions)
+        _check_positive(where, self, "max_images")
+
+
+def _check_regions(key: str, regions: list[str]) -> None:
+    if not regions:
+        raise ConfigError(f"{key} is empty: give at least one of {', '.join(REGIONS)}")
+    for i, region in enumerate(regions):
+        _check_choice(f"{key}[{i}]", region, REGIONS)
 
 
 @dataclass
@@ -255,7 +307,10 @@ class ExperimentConfig:
     the roles they read (None: the paper's preset; see :mod:`ctxfusion.roles`).
 
     ``attack_subsets``: the class subsets the attack steps (fgsm, advtrain, whitebox) run on
-    (None: every subset); clean and blur rows cover every subset.
+    (None: every subset); clean and blur rows cover every subset. ``attack_repeats``: how many
+    of the repeats (head seeds, from the first) the evaluation beyond the paper runs on: the
+    iterative white-box and adaptive attacks, the transfer matrix, the regions and the
+    corruptions (None: every repeat).
 
     ``batch_size``: images per batch of feature extraction and training. ``gradient_batch_size``:
     images whose backward graph an attack (FGSM, white-box, adversarial retraining) holds at
@@ -291,9 +346,11 @@ class ExperimentConfig:
     cache_dir: str | None = None
     steps: list[str] = field(default_factory=lambda: list(STEPS))
     attack_subsets: list[str] | None = None
+    attack_repeats: int | None = None
     blur: BlurConfig = field(default_factory=BlurConfig)
     fgsm: FgsmConfig = field(default_factory=FgsmConfig)
     whitebox: WhiteboxConfig = field(default_factory=WhiteboxConfig)
+    corruptions: CorruptionsConfig = field(default_factory=CorruptionsConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     advtrain: AdvTrainConfig = field(default_factory=AdvTrainConfig)
     pca: PcaConfig = field(default_factory=PcaConfig)
@@ -310,6 +367,9 @@ class ExperimentConfig:
                               "images in the main process)")
         for i, step in enumerate(self.steps):
             _check_choice(f"{where}steps[{i}]", step, STEPS)
+        if self.attack_repeats is not None and not 1 <= self.attack_repeats <= self.repeats:
+            raise ConfigError(f"{where}attack_repeats = {self.attack_repeats}: must be from 1 to "
+                              f"repeats = {self.repeats} (or null for every repeat)")
         for i, subset in enumerate(self.attack_subsets or []):
             _check_choice(f"{where}attack_subsets[{i}]", subset, SUBSETS)
         if not self.datasets:
@@ -327,6 +387,9 @@ class ExperimentConfig:
                               "seeds the heads are trained with)")
         # in fgsm.eps_space, hence checked here rather than in WhiteboxConfig
         _check_epsilons(f"{where}whitebox.epsilons", self.whitebox.epsilons, self.fgsm.eps_space)
+        if self.whitebox.region_epsilons is not None:
+            _check_epsilons(f"{where}whitebox.region_epsilons", self.whitebox.region_epsilons,
+                            self.fgsm.eps_space)
         resolve_roles(self)
 
     @property

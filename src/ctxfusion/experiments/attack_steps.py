@@ -1,10 +1,13 @@
-"""The attack steps of an experiment: FGSM sweeps (transfer and white-box), adversarial
-retraining, iterative white-box attacks.
+"""The attack steps of an experiment: FGSM sweeps (transfer and white-box), the transfer
+matrix, adversarial retraining, iterative white-box and adaptive attacks, in threat regions.
 
 Threat models (the ``threat`` column): FGSM crafted on a source classifier and fed to every
 classifier is ``transfer`` for all but the source (``whitebox`` for the source itself).
 With ``fgsm.whitebox`` every other classifier is also attacked through its own gradient, on
-the class-stratified white-box sample, so each classifier of a comparison meets both.
+the class-stratified white-box sample, so each classifier of a comparison meets both; at the
+transfer-matrix eps every classifier classifies those images too. An attack on a defence
+through its own mechanism is ``adaptive``. The ``region`` column says where the attack may
+change pixels (:mod:`ctxfusion.perturb.regions`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from ctxfusion.distributed import main_get_or_compute, must_load, sharded_get_or_compute
+from ctxfusion.errors import ConfigError
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import ClassifierSpec, SubsetData, Trial, head_correct
 from ctxfusion.experiments.heads import stratified_sample as _stratified
 from ctxfusion.experiments.sweeps import SplitData, fgsm_sweep_features, rows_digest
 from ctxfusion.features import module_digest
 from ctxfusion.models import FusionClassifier, LinearHead
-from ctxfusion.perturb.attacks import eps_to_pixel, make_attack
+from ctxfusion.perturb.attacks import attack_class, eps_to_pixel, make_attack
+from ctxfusion.perturb.regions import attack_in_region, region_mask
 from ctxfusion.roles import advtrain_name
 from ctxfusion.train import adversarial_retrain
 
@@ -59,12 +64,41 @@ def whitebox_sample(ctx: RunContext, trial: Trial) -> SubsetData:
     return _stratified(trial.test, ctx.config.whitebox.max_images, trial.seed)
 
 
+def beyond_paper(ctx: RunContext, trial: Trial) -> bool:
+    """Whether the evaluation beyond the paper (transfer matrix, regions, iterative and
+    adaptive attacks, corruptions) runs on this trial: its seed is among the first
+    ``attack_repeats``."""
+    repeats = ctx.config.attack_repeats
+    return repeats is None or trial.seed < ctx.config.seed + repeats
+
+
+def usable_regions(ctx: RunContext, dataset: str, has_boxes: bool, regions: list[str],
+                   key: str) -> list[str]:
+    """``regions`` that the dataset allows: box and background need boxes (noted if dropped)."""
+    if has_boxes:
+        return list(regions)
+    dropped = [r for r in regions if r != "image"]
+    if dropped:
+        ctx.recorder.note(f"{dataset}: {key} {', '.join(dropped)} skipped: the dataset has no "
+                          "boxes")
+    return [r for r in regions if r == "image"]
+
+
+def matrix_epsilon(ctx: RunContext) -> float:
+    """The eps (config space) of the transfer matrix: the middle non-zero FGSM eps."""
+    nonzero = sorted(e for e in ctx.config.fgsm.epsilons if e > 0)
+    return nonzero[len(nonzero) // 2] if nonzero else 0.0
+
+
 def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, source: str,
-              evaluated: list[ClassifierSpec], data: SubsetData | None = None) -> None:
-    """FGSM crafted on classifier ``source`` over ``data`` (default: the trial's test rows);
+              evaluated: list[ClassifierSpec], data: SubsetData | None = None,
+              region: str = "image", epsilons: list[torch.Tensor] | None = None) -> None:
+    """FGSM crafted on classifier ``source`` over ``data`` (default: the trial's test rows),
+    changing pixels in ``region`` only, at ``epsilons`` (default: the config's, in pixels);
     every classifier of ``evaluated`` classified on the same adversarial images."""
     data = data or trial.test
-    epsilons = pixel_epsilons(ctx, ctx.config.fgsm.epsilons, ctx.config.fgsm.eps_space)
+    if epsilons is None:
+        epsilons = pixel_epsilons(ctx, ctx.config.fgsm.epsilons, ctx.config.fgsm.eps_space)
     needed = sorted({key for spec in evaluated for key in spec.inputs})
     # eps = 0 leaves every image as it is: its features are the clean ones, already computed
     clean = {k: trial.clean_features[k][data.rows] for k in needed if k in trial.clean_features}
@@ -73,7 +107,7 @@ def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, sour
     per_eps = iter(fgsm_sweep_features(
         ctx, test, data.rows, data.labels, spec_model(ctx, trial, source), source, attacked,
         {key: _stream_view(ctx, trial, key) for key in needed},
-        desc=f"{dataset}/{trial.subset} fgsm on {source}",
+        desc=f"{dataset}/{trial.subset} fgsm on {source} ({region})", region=region,
     ) if attacked else [])
     for eps in epsilons:
         features = next(per_eps) if any(eps is e for e in attacked) else clean
@@ -81,26 +115,54 @@ def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, sour
             ctx.recorder.add_result(
                 dataset=dataset, subset=trial.subset, classifier=spec.name, source=source,
                 threat="whitebox" if spec.name == source else "transfer", perturbation="fgsm",
-                level=level_of(eps), seed=trial.seed, rows=data.rows,
+                region=region, level=level_of(eps), seed=trial.seed, rows=data.rows,
                 correct=head_correct(trial.heads[spec.name], spec, features, None, data.labels),
             )
 
 
-def fgsm_steps(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) -> None:
+def fgsm_steps(ctx: RunContext, dataset: str, test: SplitData, trial: Trial,
+               has_boxes: bool = False) -> None:
     """The FGSM sweeps of one trial: transfer from each configured source to every classifier,
-    then each remaining classifier through its own gradient on the white-box sample."""
+    then each remaining classifier through its own gradient on the white-box sample (with the
+    transfer matrix at one eps), then every classifier in each further region."""
     cfg = ctx.config.fgsm
     for source in cfg.sources:
         fgsm_rows(ctx, dataset, test, trial, source, trial.specs)
     adv = advtrained(ctx, trial)
     if adv:  # its own sweep over every test image, as the paper's baseline
         fgsm_rows(ctx, dataset, test, trial, adv, [trial.spec(adv)])
+    beyond = beyond_paper(ctx, trial)
     if cfg.whitebox:
         sample = whitebox_sample(ctx, trial)
         done = set(cfg.sources) | {adv}
         for spec in trial.specs:
             if spec.name not in done:
                 fgsm_rows(ctx, dataset, test, trial, spec.name, [spec], sample)
+        if beyond:
+            transfer_matrix_rows(ctx, dataset, test, trial, sample, set(cfg.sources))
+    regions = usable_regions(ctx, dataset, has_boxes, cfg.regions, "fgsm.regions")
+    if cfg.whitebox and beyond:
+        for region in regions:
+            if region == "image":
+                continue
+            for spec in trial.specs:
+                fgsm_rows(ctx, dataset, test, trial, spec.name, [spec], sample, region=region)
+
+
+def transfer_matrix_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial,
+                         sample: SubsetData, done: set[str | None]) -> None:
+    """The transfer matrix at :func:`matrix_epsilon`: the images each classifier's own FGSM
+    crafts on the white-box sample, classified by every other classifier (threat transfer).
+    The diagonal is the white-box sweep itself; the configured sources' rows (every test
+    image) are their transfer sweeps."""
+    (eps,) = pixel_epsilons(ctx, [matrix_epsilon(ctx)], ctx.config.fgsm.eps_space)
+    if not bool(eps.any()):
+        return
+    for spec in trial.specs:
+        if spec.name in done:
+            continue
+        others = [other for other in trial.specs if other.name != spec.name]
+        fgsm_rows(ctx, dataset, test, trial, spec.name, others, sample, epsilons=[eps])
 
 
 def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial) -> None:
@@ -153,42 +215,114 @@ def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial)
     }
 
 
-def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial) -> None:
-    """Iterative white-box attacks (PGD, BIM, AutoAttack) on each target classifier itself,
-    on the trial's class-stratified white-box sample."""
+#: the eps (pixel space) of the unbounded sanity attack: the whole [0,1] range
+UNBOUNDED_EPS = 1.0
+
+
+def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial,
+                  has_boxes: bool = False) -> None:
+    """Iterative white-box attacks (PGD, BIM, APGD, AutoAttack) on each target classifier
+    itself, on the trial's class-stratified white-box sample: in the whole image at
+    ``whitebox.epsilons``; in the further regions, adaptively on the defences and unbounded
+    (the sanity checks) on the trials beyond the paper."""
     cfg = ctx.config.whitebox
     data = whitebox_sample(ctx, trial)
     # iterative attacks hold a backward graph per batch: gradient_batch_size bounds it
     loader = test.rows_loader(data.rows, data.labels,
                               batch_size=ctx.config.gradient_batch_size)
-    for attack_name in cfg.attacks:
-        for eps in pixel_epsilons(ctx, cfg.epsilons, ctx.config.fgsm.eps_space):
-            for target in cfg.targets:
-                model = spec_model(ctx, trial, target)
-                description = {
-                    "kind": attack_name, "split": test.digest, "rows": rows_digest(data.rows),
-                    "model": module_digest(model), "eps": eps.tolist(),
-                    "settings": _attack_settings(ctx, attack_name, model), "seed": trial.seed,
-                    "execution": ctx.execution.describe(),
-                }
+    space = ctx.config.fgsm.eps_space
+    jobs = [(name, eps, target, "image", "whitebox") for name in cfg.attacks
+            for eps in pixel_epsilons(ctx, cfg.epsilons, space) for target in cfg.targets]
+    if beyond_paper(ctx, trial):
+        region_eps = pixel_epsilons(ctx, cfg.region_epsilons or cfg.epsilons, space)
+        regions = usable_regions(ctx, dataset, has_boxes, cfg.regions, "whitebox.regions")
+        maskable = [name for name in cfg.attacks if attack_class(name).maskable]
+        if len(regions) > 1 or cfg.adaptive:
+            for name in sorted(set(cfg.attacks) - set(maskable)):
+                ctx.recorder.note(f"whitebox: {name} runs on the whole image only (it attacks "
+                                  "subsets of its batch, so it cannot be restricted to a region)")
+        jobs += [(name, eps, target, region, "whitebox") for name in maskable
+                 for region in regions if region != "image" for eps in region_eps
+                 for target in cfg.targets]
+        jobs += [(maskable[0], eps, target, region, "adaptive")
+                 for target in adaptive_targets(ctx, trial)
+                 for region in adaptive_regions(target, has_boxes) for eps in region_eps
+                 if maskable]
+        if cfg.sanity:
+            jobs += [("pgd", torch.tensor(UNBOUNDED_EPS), target, "image", "whitebox")
+                     for target in cfg.targets]
+            gradient_check(ctx, dataset, trial, loader, cfg.targets)
+    for name, eps, target, region, threat in jobs:
+        correct = attack_outcomes(ctx, trial, test, data, loader, name, eps, target, region,
+                                  threat)
+        ctx.recorder.add_result(
+            dataset=dataset, subset=trial.subset, classifier=target, source=target,
+            threat=threat, perturbation=name, region=region, level=level_of(eps),
+            seed=trial.seed, rows=data.rows, correct=correct,
+        )
 
-                def compute(part: DataLoader, positions: list[int] | None, model=model,
-                            eps=eps, name=attack_name) -> dict[str, dict]:
-                    return {"attack": {"correct": _attack_correct(
-                        ctx, model, name, eps, part, positions, trial.seed)}}
 
-                correct = _cached_or_sharded(ctx, description, loader, compute)["correct"]
-                ctx.recorder.add_result(
-                    dataset=dataset, subset=trial.subset, classifier=target, source=target,
-                    threat="whitebox", perturbation=attack_name, level=level_of(eps),
-                    seed=trial.seed, rows=data.rows, correct=correct,
-                )
+def adaptive_targets(ctx: RunContext, trial: Trial) -> list[str]:
+    """The defences of ``whitebox.adaptive`` that this trial has (ConfigError naming the
+    valid ones for a name it does not know)."""
+    names = [spec.name for spec in trial.specs]
+    for i, name in enumerate(ctx.config.whitebox.adaptive):
+        if name not in names:
+            raise ConfigError(f"whitebox.adaptive[{i}] = {name!r}: not a classifier of this "
+                              f"run; valid: {', '.join(names)}")
+    return list(ctx.config.whitebox.adaptive)
+
+
+def adaptive_regions(target: str, has_boxes: bool) -> list[str]:
+    """Where an adaptive attack on ``target`` acts: the whole image; for a classifier whose
+    view hides the boxes from a stream (``@context``), also the background that stream sees."""
+    return ["image", "background"] if has_boxes and target.endswith("@context") else ["image"]
+
+
+def attack_outcomes(ctx: RunContext, trial: Trial, test: SplitData, data: SubsetData,
+                    loader: DataLoader, name: str, eps: torch.Tensor, target: str,
+                    region: str, threat: str) -> torch.Tensor:
+    """Per image of the sample, whether ``target`` still classifies it right under the
+    attack ``name`` at ``eps`` in ``region`` (cached; sharded across the ranks of a run)."""
+    model = spec_model(ctx, trial, target)
+    description = {
+        "kind": name, "split": test.digest, "rows": rows_digest(data.rows),
+        "model": module_digest(model), "eps": eps.tolist(),
+        "settings": _attack_settings(ctx, name, model), "seed": trial.seed,
+        "execution": ctx.execution.describe(),
+    }
+    masked = region != "image" or threat != "whitebox"
+    if masked:  # the white-box image-region caches keep the key they had before regions
+        description["region"] = region
+
+    def compute(part: DataLoader, positions: list[int] | None) -> dict[str, dict]:
+        return {"attack": {"correct": _attack_correct(
+            ctx, model, name, eps, part, positions, trial.seed,
+            region if masked else None)}}
+
+    return _cached_or_sharded(ctx, description, loader, compute)["correct"]
+
+
+def gradient_check(ctx: RunContext, dataset: str, trial: Trial, loader: DataLoader,
+                   targets: list[str]) -> None:
+    """run.json ``sanity``: per target, whether the input gradient of the loss is finite on
+    the first batch of the sample and the fraction of its images with a non-zero gradient."""
+    images, labels, boxes, _ = next(iter(loader))
+    images, labels = images.to(ctx.device), labels.to(ctx.device)
+    found = {}
+    for target in targets:
+        model = spec_model(ctx, trial, target)
+        model.with_boxes([b.to(ctx.device) for b in boxes])
+        x = images.clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(x), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+        found[target] = {"finite": bool(torch.isfinite(grad).all()),
+                         "nonzero_fraction": float((grad.flatten(1) != 0).any(1).float().mean())}
+    ctx.recorder.info.setdefault("sanity", {})[f"{dataset}/{trial.subset}/seed{trial.seed}"] = found
 
 
 def _attack_settings(ctx: RunContext, name: str, model: FusionClassifier) -> dict:
     """The config's settings that the named attack takes (each attack declares them)."""
-    from ctxfusion.perturb.attacks import attack_class
-
     return attack_class(name).settings_from(ctx.config.whitebox, model.head.out_features)
 
 
@@ -212,20 +346,29 @@ BATCH_SEED_STRIDE = 1_000_003
 
 def _attack_correct(ctx: RunContext, model: FusionClassifier, name: str, eps: torch.Tensor,
                     loader: DataLoader, positions: list[int] | None,
-                    seed: int) -> torch.Tensor:
+                    seed: int, region: str | None = None) -> torch.Tensor:
     """Per image of ``loader`` (the batches at ``positions``), whether ``model`` still
     classifies it correctly under the attack. Random starts are seeded per batch, so a
-    batch gives the same outcome in a single process and on any rank of a sharded run."""
+    batch gives the same outcome in a single process and on any rank of a sharded run.
+    ``region``: the attack changes only the pixels of that region
+    (:func:`ctxfusion.perturb.regions.attack_in_region`); None: the attack as it is."""
     eps_value = float(eps.max())  # torchattacks takes a scalar L-inf radius
     settings = _attack_settings(ctx, name, model)
     out = []
     for index, (images, labels, boxes, _) in enumerate(loader):
         position = positions[index] if positions is not None else index
         torch.manual_seed(seed + BATCH_SEED_STRIDE * position)
-        attack = make_attack(name, model, eps_value, **settings)
-        labels = labels.to(ctx.device)
-        model.with_boxes([b.to(ctx.device) for b in boxes])
-        adversarial = attack(images.to(ctx.device), labels)
+        labels, images = labels.to(ctx.device), images.to(ctx.device)
+        boxes = [b.to(ctx.device) for b in boxes]
+        model.with_boxes(boxes)
+        if region is None:
+            adversarial = make_attack(name, model, eps_value, **settings)(images, labels)
+        else:
+            mask = region_mask(region, boxes, *images.shape[-2:], device=images.device)
+            adversarial = attack_in_region(
+                lambda module: make_attack(name, module, eps_value, **settings),
+                model, images, labels, mask, boxes)
+            model.with_boxes(boxes)
         with ctx.execution.forward():
             out.append((model(ctx.execution.layout(adversarial)).argmax(1) == labels).cpu())
     return torch.cat(out)

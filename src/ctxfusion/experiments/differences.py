@@ -10,8 +10,11 @@ Three settings group the results that may be compared:
 - no attacker (``threat`` none: clean and blurred images), per perturbation and level;
 - images crafted on one source model (``threat`` transfer, ``source`` = that model; the
   source itself is attacked white-box there, every other classifier sees transferred images);
-- every classifier attacked through its own gradient (``threat`` whitebox, ``source`` own).
-Within a setting, outcomes are paired on the test images both were measured on.
+- every classifier attacked through its own gradient (``threat`` whitebox, ``source`` own);
+- each defence under an attack adapted to it (``threat`` adaptive, ``source`` own), beside
+  the undefended classifiers under the same white-box attack.
+Each setting is per perturbation, region (image, box, background), level and seed. Within a
+setting, outcomes are paired on the test images both were measured on.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class OutcomeKey(NamedTuple):
     perturbation: str
     level: float
     seed: int
+    region: str = "image"
 
 
 @dataclass(frozen=True)
@@ -73,15 +77,23 @@ def compared_pairs(classifiers: set[str],
 def _settings(outcomes: Mapping[OutcomeKey, Outcome]) -> Iterator[tuple[tuple, dict]]:
     """(setting, {classifier: outcome}) for each comparison setting (module docstring)."""
     groups: dict[tuple, dict[str, Outcome]] = {}
+    defended: set[tuple] = set()  # the adaptive settings in which a defence was attacked
     for key, outcome in outcomes.items():
-        common = (key.subset, key.perturbation, key.level, key.seed)
+        common = (key.subset, key.perturbation, key.region, key.level, key.seed)
         if key.threat == "none":
             groups.setdefault(("", "none", *common), {})[key.classifier] = outcome
+            continue
+        if key.threat == "adaptive":
+            groups.setdefault(("own", "adaptive", *common), {})[key.classifier] = outcome
+            defended.add(common)
             continue
         groups.setdefault((key.source, "transfer", *common), {})[key.classifier] = outcome
         if key.threat == "whitebox":
             groups.setdefault(("own", "whitebox", *common), {})[key.classifier] = outcome
-    yield from groups.items()
+            # the undefended classifiers under the same attack, beside the defences
+            groups.setdefault(("own", "adaptive", *common), {})[key.classifier] = outcome
+    yield from ((setting, members) for setting, members in groups.items()
+                if setting[1] != "adaptive" or setting[2:] in defended)
 
 
 def _paired(a: Outcome, b: Outcome) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +110,8 @@ def paired_differences(outcomes: Mapping[OutcomeKey, Outcome],
     rows = []
     for dataset in sorted(datasets):
         mine = {k: v for k, v in outcomes.items() if k.dataset == dataset}
-        for (source, threat, subset, perturbation, level, seed), members in _settings(mine):
+        for (source, threat, subset, perturbation, region, level, seed), members in \
+                _settings(mine):
             for a, b in compared_pairs(set(members), sets):
                 correct_a, correct_b = _paired(members[a], members[b])
                 if not len(correct_a):
@@ -106,7 +119,8 @@ def paired_differences(outcomes: Mapping[OutcomeKey, Outcome],
                 result = paired_difference(correct_a, correct_b)
                 rows.append({
                     "dataset": dataset, "subset": subset, "source": source, "threat": threat,
-                    "perturbation": perturbation, "level": level, "seed": seed,
+                    "perturbation": perturbation, "region": region, "level": level,
+                    "seed": seed,
                     "classifier_a": a, "classifier_b": b, "acc_a": result.acc_a,
                     "acc_b": result.acc_b, "diff": result.diff, "ci_low": result.ci_low,
                     "ci_high": result.ci_high, "n": result.n, "a_only": result.a_only,

@@ -89,19 +89,23 @@ class RunRecorder:
     def add_result(
         self, *, dataset: str, subset: str, classifier: str, perturbation: str, level: float,
         seed: int, rows: torch.Tensor, correct: torch.Tensor, source: str = "",
-        threat: str = "none",
+        threat: str = "none", region: str | None = None,
     ) -> None:
         """One accuracy row from per-image outcomes (``correct`` aligned with the test
-        ``rows``), with its Wilson interval; the outcomes are kept for paired comparisons."""
+        ``rows``), with its Wilson interval; the outcomes are kept for paired comparisons.
+        ``region``: where the perturbation acted (default: the boxes for blur, else the
+        image)."""
+        region = region or ("box" if perturbation == "blur" else "image")
         correct = correct.detach().cpu().bool()
         n, hits = len(correct), int(correct.sum())
         low, high = wilson_interval(hits, n)
         self.results.append(ResultRow(
             experiment=self.experiment, dataset=dataset, subset=subset, classifier=classifier,
-            source=source, threat=threat, perturbation=perturbation, level=level, seed=seed,
-            accuracy=hits / n if n else float("nan"), ci_low=low, ci_high=high, n=n,
+            source=source, threat=threat, perturbation=perturbation, region=region, level=level,
+            seed=seed, accuracy=hits / n if n else float("nan"), ci_low=low, ci_high=high, n=n,
         ))
-        key = OutcomeKey(dataset, subset, classifier, source, threat, perturbation, level, seed)
+        key = OutcomeKey(dataset, subset, classifier, source, threat, perturbation, level, seed,
+                         region)
         self.outcomes[key] = Outcome(rows.detach().cpu(), correct)
 
     def compare(self, dataset: str, sets: Mapping[str, Sequence[str]]) -> None:

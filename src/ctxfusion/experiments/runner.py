@@ -15,14 +15,18 @@ from ctxfusion.distributed import Group, check_same_on_every_rank, init_from_env
 from ctxfusion.errors import ConfigError, CtxfusionError, ResourceError
 from ctxfusion.experiments.analyses import blur_example, pca_rows
 from ctxfusion.experiments.attack_steps import (
+    UNBOUNDED_EPS,
     advtrain_head,
     advtrained,
+    beyond_paper,
     fgsm_rows,
     fgsm_steps,
+    matrix_epsilon,
     pixel_epsilons,
     whitebox_rows,
 )
 from ctxfusion.experiments.context import RunContext, seed_everything
+from ctxfusion.experiments.corruption_steps import corruption_rows
 from ctxfusion.experiments.finetune import finetuned_stream
 from ctxfusion.experiments.heads import (
     Trial,
@@ -38,6 +42,8 @@ from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_feat
 from ctxfusion.features import module_digest
 from ctxfusion.io import remove_stale_temp_files, writable_folder_problem
 from ctxfusion.paths import expand_path, home_dir
+from ctxfusion.perturb.attacks import attack_class
+from ctxfusion.roles import advtrain_name
 from ctxfusion.schema import RunPaths, WeightRow
 
 
@@ -64,6 +70,7 @@ def _run(config: ExperimentConfig, out: Path, group: Group) -> Path:
     """:func:`run_experiment` on this rank of ``group`` (a single process: rank 0 of 1)."""
     if group.is_main:
         check_run_dir(out, config.experiment)
+    check_adaptive_targets(config)
     cache_root = expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
     _check_cache_folders(config, cache_root)
     seed_everything(config.seed)
@@ -114,6 +121,20 @@ def _check_cache_folders(config: ExperimentConfig, cache_root: Path) -> None:
         if problem:
             raise ConfigError(f"{name} = {folder}: {problem}: the caches need a folder this "
                               "user can write to")
+
+
+def check_adaptive_targets(config: ExperimentConfig) -> None:
+    """Each ``whitebox.adaptive`` name must be a classifier of the run (checked before any
+    work: the names depend on the classifiers, views, alphas and adversarial retraining)."""
+    if "whitebox" not in config.steps:
+        return
+    names = [spec.name for spec in classifier_specs(config)]
+    if "advtrain" in config.steps and advtrain_name(config):
+        names.append(advtrain_name(config))
+    for i, name in enumerate(config.whitebox.adaptive):
+        if name not in names:
+            raise ConfigError(f"whitebox.adaptive[{i}] = {name!r}: not a classifier of this "
+                              f"run; valid: {', '.join(names)}")
 
 
 def check_pixel_epsilons(ctx: RunContext) -> None:
@@ -251,6 +272,7 @@ def _threat_model(ctx: RunContext) -> dict:
                                 pixel_epsilons(ctx, cfg.whitebox.epsilons, cfg.fgsm.eps_space)]}
             for name in cfg.whitebox.attacks for target in cfg.whitebox.targets
         ]
+    attacks += _beyond_paper_attacks(ctx)
     return {
         "norm": "Linf",
         "eps_space": cfg.fgsm.eps_space,
@@ -260,6 +282,46 @@ def _threat_model(ctx: RunContext) -> dict:
         "normalization_std": std.tolist(),
         "attacks": attacks,
     }
+
+
+def _beyond_paper_attacks(ctx: RunContext) -> list[dict]:
+    """run.json's record of the evaluation beyond the paper: the transfer matrix, the
+    regions, the adaptive and unbounded attacks and the corruptions, with their budgets."""
+    cfg, wb = ctx.config, ctx.config.whitebox
+    images = f"class-stratified sample of <= {wb.max_images}"
+    repeats = ("every repeat" if cfg.attack_repeats is None
+               else f"the first {cfg.attack_repeats} repeat(s)")
+    region_eps = [e.tolist() for e in pixel_epsilons(ctx, wb.region_epsilons or wb.epsilons,
+                                                     cfg.fgsm.eps_space)]
+    out = []
+    if "fgsm" in cfg.steps and cfg.fgsm.whitebox:
+        out.append({"name": "fgsm", "source": "each classifier", "setting": "transfer matrix",
+                    "evaluated_on": "every classifier", "images": images, "repeats": repeats,
+                    "eps": matrix_epsilon(ctx), "regions": cfg.fgsm.regions})
+    if "whitebox" in cfg.steps:
+        out += [{"name": name, "source": target, "evaluated_on": [target],
+                 "setting": "white-box", "regions": [r for r in wb.regions if r != "image"],
+                 "epsilons_pixel": region_eps, "steps": wb.steps, "images": images,
+                 "repeats": repeats}
+                for name in wb.attacks for target in wb.targets
+                if any(r != "image" for r in wb.regions)]
+        maskable = [name for name in wb.attacks if attack_class(name).maskable]
+        out += [{"name": maskable[0], "source": target, "evaluated_on": [target],
+                 "setting": "adaptive", "epsilons_pixel": region_eps, "steps": wb.steps,
+                 "images": images, "repeats": repeats} for target in wb.adaptive if maskable]
+        if wb.sanity:
+            out += [{"name": "pgd", "source": target, "evaluated_on": [target],
+                     "setting": "white-box, unbounded (sanity check)",
+                     "epsilons_pixel": [UNBOUNDED_EPS], "steps": wb.steps, "images": images,
+                     "repeats": repeats} for target in wb.targets]
+    if "corruptions" in cfg.steps:
+        out.append({"name": "corruptions", "setting": "no attacker",
+                    "corruptions": cfg.corruptions.names,
+                    "severities": cfg.corruptions.severities,
+                    "regions": cfg.corruptions.regions, "evaluated_on": "every classifier",
+                    "images": f"class-stratified sample of <= {cfg.corruptions.max_images}",
+                    "repeats": repeats})
+    return out
 
 
 def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) -> None:
@@ -312,13 +374,15 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) ->
     if "pca" in steps:
         with recorder.timed("pca"):
             pca_rows(ctx, dataset.name, manifest, test, clean_features)
-    _attack_steps(ctx, dataset.name, steps, train, test, trials)
+    _attack_steps(ctx, dataset.name, steps, train, test, trials, manifest.has_boxes)
     recorder.compare(dataset.name, cfg.classifiers)
 
 
 def _attack_steps(ctx: RunContext, name: str, steps: set[str], train: SplitData,
-                  test: SplitData, trials: list[Trial]) -> None:
-    """Adversarial retraining, FGSM sweeps and iterative white-box attacks of every trial."""
+                  test: SplitData, trials: list[Trial], has_boxes: bool = False) -> None:
+    """Adversarial retraining, FGSM sweeps, iterative white-box and adaptive attacks and
+    corruptions of every trial (the evaluation beyond the paper on the first
+    ``attack_repeats`` seeds)."""
     recorder, chosen = ctx.recorder, ctx.config.attack_subsets
     for trial in trials:
         if chosen is not None and trial.subset not in chosen:
@@ -328,13 +392,16 @@ def _attack_steps(ctx: RunContext, name: str, steps: set[str], train: SplitData,
                 advtrain_head(ctx, name, train, trial)
         if "fgsm" in steps:
             with recorder.timed("fgsm"):
-                fgsm_steps(ctx, name, test, trial)
+                fgsm_steps(ctx, name, test, trial, has_boxes)
         elif adv := advtrained(ctx, trial):  # the baseline is always scored under its attack
             with recorder.timed("advtrain"):
                 fgsm_rows(ctx, name, test, trial, adv, [trial.spec(adv)])
         if "whitebox" in steps:
             with recorder.timed("whitebox"):
-                whitebox_rows(ctx, name, test, trial)
+                whitebox_rows(ctx, name, test, trial, has_boxes)
+        if "corruptions" in steps and beyond_paper(ctx, trial):
+            with recorder.timed("corruptions"):
+                corruption_rows(ctx, name, test, trial, has_boxes)
 
 
 def _train_trials(

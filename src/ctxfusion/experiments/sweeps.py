@@ -20,6 +20,7 @@ from ctxfusion.experiments.context import RunContext
 from ctxfusion.features import cached_extract, module_digest, tensors_digest
 from ctxfusion.perturb.attacks import fgsm_sweep
 from ctxfusion.perturb.blur import blur_inside_boxes
+from ctxfusion.perturb.regions import region_mask
 
 Perturb = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
@@ -127,45 +128,80 @@ def fgsm_sweep_features(
     epsilons: Sequence[torch.Tensor],
     pairs: Mapping[str, tuple[nn.Module, Callable]],
     desc: str = "",
+    region: str = "image",
 ) -> list[dict[str, torch.Tensor]]:
     """Features of the stream-views ``pairs`` (key -> (stream, view)) on the FGSM images of
     ``rows`` at each eps.
 
     ``source`` (a classifier over pixel-space images; views bound per batch via
     ``with_boxes`` when it has them) crafts the attack against ``labels`` (its own label
-    indices). One gradient per batch serves every eps.
+    indices). One gradient per batch serves every eps. ``region``: where the attack may change
+    pixels (:func:`ctxfusion.perturb.regions.region_mask`).
     """
+    perturbation = {
+        "kind": "fgsm",
+        "source": source_name,
+        "source_digest": module_digest(source),
+        "epsilons": [e.flatten().tolist() for e in epsilons],
+    }
+    if region != "image":  # image-region caches keep the key they had before regions existed
+        perturbation["region"] = region
+    has_views = hasattr(source, "with_boxes")
+
+    def craft(images: torch.Tensor, batch_labels: torch.Tensor, boxes: list[torch.Tensor],
+              _position: int) -> list[torch.Tensor]:
+        if has_views:
+            source.with_boxes(boxes)
+        mask = None if region == "image" else region_mask(region, boxes, *images.shape[-2:],
+                                                          device=images.device)
+        return fgsm_sweep(source, images, batch_labels, [e.to(ctx.device) for e in epsilons],
+                          max_batch=ctx.config.gradient_batch_size,
+                          boxes=boxes if has_views else None, mask=mask)
+
+    return perturbed_row_features(ctx, split, rows, labels, perturbation, craft, pairs,
+                                  desc=desc or "fgsm")
+
+
+#: ``craft(images, labels, boxes, position) -> [perturbed images, ...]`` for one batch (at
+#: ``position`` in its loader), on the run's device
+Craft = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor], int], list[torch.Tensor]]
+
+
+def perturbed_row_features(
+    ctx: RunContext,
+    split: SplitData,
+    rows: torch.Tensor,
+    labels: torch.Tensor,
+    perturbation: dict,
+    craft: Craft,
+    pairs: Mapping[str, tuple[nn.Module, Callable]],
+    desc: str = "",
+) -> list[dict[str, torch.Tensor]]:
+    """Features of the stream-views ``pairs`` on each of the perturbed versions that
+    ``craft`` makes of every batch of ``rows`` (an FGSM sweep: one per eps; a corruption: one
+    per severity). Cached under ``perturbation`` (what decides the perturbed images), the
+    split, the rows and the streams; sharded by whole batches across the ranks of a run."""
     keys = sorted(pairs)
     description = {
         "split": split.digest,
         "rows": rows_digest(rows),
         "streams": {key: _description(ctx, key, stream) for key, (stream, _) in pairs.items()},
-        "perturbation": {
-            "kind": "fgsm",
-            "source": source_name,
-            "source_digest": module_digest(source),
-            "epsilons": [e.flatten().tolist() for e in epsilons],
-        },
+        "perturbation": perturbation,
     }
 
-    def compute(loader: DataLoader, _positions: list[int] | None) -> dict[str, dict]:
-        parts: dict[str, list[torch.Tensor]] = {
-            f"{i}/{key}": [] for i in range(len(epsilons)) for key in keys
-        }
-        for images, batch_labels, boxes, _ in tqdm(loader, desc=desc or "fgsm", leave=False):
+    def compute(loader: DataLoader, positions: list[int] | None) -> dict[str, dict]:
+        parts: dict[str, list[torch.Tensor]] = {}
+        for index, (images, batch_labels, boxes, _) in enumerate(
+                tqdm(loader, desc=desc or "perturbed", leave=False)):
+            position = positions[index] if positions is not None else index
             images = images.to(ctx.device)
             boxes = [b.to(ctx.device) for b in boxes]
-            if hasattr(source, "with_boxes"):
-                source.with_boxes(boxes)
-            adversarial = fgsm_sweep(source, images, batch_labels.to(ctx.device),
-                                     [e.to(ctx.device) for e in epsilons],
-                                     max_batch=ctx.config.gradient_batch_size,
-                                     boxes=boxes if hasattr(source, "with_boxes") else None)
+            versions = craft(images, batch_labels.to(ctx.device), boxes, position)
             with ctx.execution.forward():
-                for i, batch in enumerate(adversarial):
+                for i, batch in enumerate(versions):
                     for key, (stream, view) in pairs.items():
                         seen = ctx.execution.layout(view(batch, boxes))
-                        parts[f"{i}/{key}"].append(stream(seen).float().cpu())
+                        parts.setdefault(f"{i}/{key}", []).append(stream(seen).float().cpu())
         return {"sweep": {name: torch.cat(chunks) for name, chunks in parts.items()}}
 
     cached = ctx.cache.load(description)
@@ -177,4 +213,5 @@ def fgsm_sweep_features(
     else:
         ctx.cache.hits += 1
         cached = cached if cached is not None else must_load(ctx.cache, description)
-    return [{key: cached[f"{i}/{key}"] for key in keys} for i in range(len(epsilons))]
+    count = len({name.split("/")[0] for name in cached})
+    return [{key: cached[f"{i}/{key}"] for key in keys} for i in range(count)]

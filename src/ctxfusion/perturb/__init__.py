@@ -8,9 +8,16 @@ from .attacks import (
     make_attack,
 )
 from .blur import blur_inside_boxes, boxes_mask, gaussian_blur_separable, gaussian_kernel1d
+from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .regions import attack_in_region, region_mask
 from .views import make_view
 
 __all__ = [
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "attack_in_region",
+    "corrupt",
+    "region_mask",
     "blur_inside_boxes",
     "boxes_mask",
     "eps_to_normalized",

@@ -58,11 +58,14 @@ class Attack:
     """Base class of a registered attack; subclasses override the class attributes and build.
 
     ``iterative``: an iterative white-box attack, valid in ``whitebox.attacks`` (``fgsm`` is
-    run by the one-gradient FGSM sweep instead).
+    run by the one-gradient FGSM sweep instead). ``maskable``: it can be restricted to a
+    threat region (:func:`ctxfusion.perturb.regions.attack_in_region`): every call of the
+    model sees the whole batch it was given.
     """
 
     name: ClassVar[str] = ""
     iterative: ClassVar[bool] = False
+    maskable: ClassVar[bool] = True
     settings: ClassVar[dict[str, Setting]] = {}
 
     @classmethod

@@ -1,8 +1,9 @@
 """FGSM with one gradient for a whole eps sweep; registered attacks through torchattacks.
 
 Each attack is a class registered with ``@register_attack`` (:mod:`.attack_registry`):
-``fgsm``, ``bim``, ``pgd``, ``autoattack``; ``make_attack(name, model, eps, **settings)``
-validates the settings with the attack's own declaration and builds it.
+``fgsm``, ``bim``, ``pgd``, ``apgd`` (APGD-CE), ``eotpgd``, ``autoattack``;
+``make_attack(name, model, eps, **settings)`` validates the settings with the attack's own
+declaration and builds it.
 
 Threat model: L-inf, eps in [0,1] pixel space (models normalise inside ``forward``). The
 paper's eps lives on the normalised input; ``eps_to_pixel(eps, "normalized", std)`` converts
@@ -104,15 +105,20 @@ def fgsm_sweep(
     *,
     max_batch: int | None = None,
     boxes: Sequence[torch.Tensor] | None = None,
+    mask: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """FGSM at every eps from ONE gradient: ``clamp(x + eps * sign(grad), 0, 1)`` per eps.
 
     sign(grad) does not depend on eps, so a sweep of K values costs one backward pass
     (DESIGN.md). Each eps is a float or a per-channel (C,) tensor, in pixel space.
-    ``max_batch`` and ``boxes``: see :func:`fgsm_direction`.
+    ``max_batch`` and ``boxes``: see :func:`fgsm_direction`. ``mask`` ((N,1,H,W) bool, see
+    :func:`ctxfusion.perturb.regions.region_mask`): the step is zero outside it, so those
+    pixels stay exactly as they were.
     """
     scaled = [_eps_tensor(e, images) for e in epsilons]
     direction = fgsm_direction(model, images, labels, max_batch=max_batch, boxes=boxes)
+    if mask is not None:
+        direction = direction * mask.to(direction.device, direction.dtype)
     base = images.detach()
     return [torch.clamp(base + e * direction, min=0, max=1) for e in scaled]
 
@@ -230,14 +236,60 @@ class Pgd(Attack):
         return RestartedAttack(attack, model, settings["restarts"], settings["seed"])
 
 
+@register_attack("apgd")
+class Apgd(Attack):
+    """APGD-CE (torchattacks.APGD, Linf, cross-entropy): step sizes adapted per image, no
+    step size to tune; the first attack of AutoAttack. Best of ``restarts`` seeded runs."""
+
+    iterative = True
+    settings = {"steps": _STEPS, "restarts": Setting(int, default=1, minimum=1), "seed": _SEED}
+
+    @classmethod
+    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
+        return {"steps": whitebox.steps, "restarts": whitebox.restarts}
+
+    @classmethod
+    def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
+        import torchattacks
+
+        # one restart per torchattacks call: its own restarts attack a shrinking subset
+        attack = torchattacks.APGD(model, norm="Linf", eps=eps, steps=settings["steps"],
+                                   n_restarts=1, seed=settings["seed"], loss="ce")
+        return RestartedAttack(attack, model, settings["restarts"], settings["seed"])
+
+
+@register_attack("eotpgd")
+class EotPgd(Attack):
+    """PGD on the expectation over ``eot_samples`` forward passes (torchattacks.EOTPGD): the
+    attack for a randomised defence (with a deterministic model it is PGD)."""
+
+    iterative = True
+    settings = {"steps": _STEPS, "alpha": _ALPHA, "eot_samples": Setting(int, default=4,
+                                                                         minimum=1)}
+
+    @classmethod
+    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
+        return {"steps": whitebox.steps}
+
+    @classmethod
+    def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
+        import torchattacks
+
+        alpha = float(settings["alpha"] or eps / 4)
+        return torchattacks.EOTPGD(model, eps=eps, alpha=alpha, steps=settings["steps"],
+                                   eot_iter=settings["eot_samples"], random_start=True)
+
+
 @register_attack("autoattack")
 class AutoAttack(Attack):
     """torchattacks.AutoAttack, norm Linf: APGD-CE, APGD-T, FAB-T and Square (5000 queries).
 
-    Minutes per batch on a CPU: use a GPU or a small evaluation subset.
+    Minutes per batch on a CPU: use a GPU or a small evaluation subset. Not maskable: each of
+    its attacks runs on the images the previous ones left unfooled.
     """
 
     iterative = True
+    maskable = False
     settings = {"num_classes": Setting(int, minimum=2, required=True),
                 "version": Setting(str, default="standard", choices=("standard", "plus", "rand")),
                 "seed": _SEED}
@@ -258,7 +310,9 @@ def make_attack(name: str, model: nn.Module, eps: float, **settings: Any) -> Att
     """A white-box L-inf attack ``attack(images, labels) -> adversarial images`` (pixel space).
 
     ``name`` is a registered attack (``ATTACKS``: ``fgsm``; ``bim`` (steps=10, alpha=eps/4);
-    ``pgd`` (steps=10, alpha=eps/4, random_start=True, restarts=1, seed=0); ``autoattack``
+    ``pgd`` (steps=10, alpha=eps/4, random_start=True, restarts=1, seed=0); ``apgd``
+    (steps=10, restarts=1, seed=0); ``eotpgd`` (steps=10, alpha=eps/4, eot_samples=4);
+    ``autoattack``
     (num_classes required, version="standard", seed=0)); each validates its own settings.
     eps must be a float in pixel space.
     """

@@ -60,6 +60,7 @@ from pathlib import Path
 from ctxfusion.io import atomic_write_text
 from ctxfusion.report.claims_rules import CLAIMS, NA, RULES, Judge, Verdict, combine
 from ctxfusion.report.rundir import RunData, load_run
+from ctxfusion.report.select import paper_view
 from ctxfusion.schema import ClaimRow, RunPaths, csv_text
 
 __all__ = ["CLAIMS", "ClaimRow", "evaluate_run", "render_markdown", "write_claims"]
@@ -87,9 +88,11 @@ def over_seeds(run: RunData, dataset: str, claim: str) -> Verdict:
 
 
 def evaluate_run(run: RunData | str | Path, name: str | None = None) -> list[ClaimRow]:
-    """Every claim on every dataset of a run (``name``: the run's label, default its folder)."""
+    """Every claim on every dataset of a run (``name``: the run's label, default its folder);
+    judged on the paper's kind of rows only (:func:`~ctxfusion.report.select.paper_view`)."""
     if not isinstance(run, RunData):
         run = load_run(run)
+    run = paper_view(run)
     label = name or run.run_dir.resolve().name
     rows = []
     for dataset in run.datasets():

@@ -6,9 +6,11 @@ pairs the writer does not compare) the difference is computed from results.csv w
 *unpaired* square-and-add interval from the two Wilson intervals; that interval is wider than the
 paired one when the classifiers are positively correlated (conservative) and has no p-value.
 
-Settings (see :mod:`ctxfusion.report.select`): ``none`` (clean, blur), ``transfer`` (crafted
-on ``source``; written by the writer with ``source`` = the crafting classifier), ``whitebox``
-(each classifier through its own gradient; the writer's ``source`` is ``own``).
+Only rows of the paper's kind count (:func:`~ctxfusion.report.select.is_standard`: the
+perturbation's default region, no adaptive attack). Settings (see
+:mod:`ctxfusion.report.select`): ``none`` (clean, blur), ``transfer`` (crafted on ``source``;
+written by the writer with ``source`` = the crafting classifier), ``whitebox`` (each
+classifier through its own gradient; the writer's ``source`` is ``own``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 from ctxfusion.report.rundir import RunData
-from ctxfusion.report.select import point
+from ctxfusion.report.select import is_standard, point
 from ctxfusion.schema import DifferenceRow
 
 
@@ -92,7 +94,7 @@ def paired_row(run: RunData, dataset: str, subset: str, a: str, b: str, perturba
         if ((row.dataset, row.subset, row.perturbation, row.seed) != (dataset, subset,
                                                                      perturbation, seed)
                 or not math.isclose(row.level, level, rel_tol=1e-9, abs_tol=1e-12)
-                or not _setting_of(row, setting, source)):
+                or not is_standard(row) or not _setting_of(row, setting, source)):
             continue
         if {row.classifier_a, row.classifier_b} != {a, b}:
             continue

@@ -3,6 +3,8 @@ white-box attacks). Drawn with the same builder, colours and captions as the pap
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ctxfusion.report.diffs import find_diff
 from ctxfusion.report.figure_base import (
     ACC_LABEL,
@@ -16,7 +18,15 @@ from ctxfusion.report.figure_base import (
     run_figure,
     unregularised,
 )
-from ctxfusion.report.select import PAPER_IMAGE_SIZE, curves, nearest, sigma_at_224
+from ctxfusion.report.rundir import RunData
+from ctxfusion.report.select import (
+    PAPER_IMAGE_SIZE,
+    Point,
+    curves,
+    listed_sources,
+    nearest,
+    sigma_at_224,
+)
 from ctxfusion.report.style import CHANCE_STYLE, SUBSET_COLOURS
 
 
@@ -79,20 +89,51 @@ def context_strength_figure(builder: FigureBuilder) -> None:
                 f"{sigma_at_224(builder.run, order[0], sigma):.3g} at 224 px.", stem)
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One panel of figS2: its title, setting, crafting model ('' for the white-box panel),
+    its attacks and the curves drawn, keyed by (attack, classifier)."""
+
+    title: str
+    setting: str
+    source: str
+    attacks: list[str]
+    drawn: dict[tuple[str, str], list[Point]]
+
+
+def whitebox_panels(run: RunData, dataset: str) -> tuple[str, list[str], list[Panel]]:
+    """figS2's data: the subset (all, else the first), the crafting models of transfer rows
+    (those run.json lists as run on every test image, when it lists them) and one panel per
+    crafting model plus, when some classifier outside them is attacked through its own
+    gradient, a white-box panel. ``run``: the paper's view of the run."""
+    rows = [r for r in run.results if r.dataset == dataset and r.source]
+    subsets = {r.subset for r in rows}
+    subset = "all" if "all" in subsets else min(subsets, default="all")
+    mine = [r for r in rows if r.subset == subset]
+    listed = listed_sources(run)  # new runs craft on every classifier: the configured ones
+    sources = [s for s in dict.fromkeys(r.source for r in mine if r.threat == "transfer")
+               if listed is None or s in listed]
+    specs = [(f"crafted on {src}", "transfer", src) for src in sources]
+    if any(r.threat == "whitebox" and r.classifier not in sources and unregularised(r.classifier)
+           for r in mine):
+        specs.append(("white-box: each crafted on itself", "whitebox", ""))
+    panels = []
+    for title, setting, source in specs:
+        attacks = sorted({r.perturbation for r in mine if (r.source == source if source
+                                                            else r.threat == "whitebox")})
+        drawn = {(attack, name): pts for attack in attacks for name, pts in curves(
+            run, dataset, subset, attack, setting, unregularised, source or "fg").items()}
+        panels.append(Panel(title, setting, source, attacks, drawn))
+    return subset, sources, panels
+
+
 @dataset_figure(order=8)
 def whitebox_figure(builder: FigureBuilder, dataset: str) -> None:
     """figS2: accuracy vs eps for attacks crafted on each model (transfer vs white-box)."""
     stem = f"figS2_whitebox_{dataset}"
-    rows = [r for r in builder.run.results if r.dataset == dataset and r.source]
-    subsets = {r.subset for r in rows}
-    subset = "all" if "all" in subsets else min(subsets, default="all")
-    keep = unregularised
-    mine = [r for r in rows if r.subset == subset]
-    sources = list(dict.fromkeys(r.source for r in mine if r.threat == "transfer"))
-    panels = [(f"crafted on {src}", "transfer", src) for src in sources]
-    if any(r.threat == "whitebox" and r.classifier not in sources and keep(r.classifier)
-           for r in mine):
-        panels.append(("white-box: each crafted on itself", "whitebox", ""))
+    subset, sources, panels = whitebox_panels(builder.run, dataset)
+    mine = [r for r in builder.run.results if (r.dataset, r.subset) == (dataset, subset)
+            and r.source]
     if len(panels) < 2 and all(r.perturbation in NON_ITERATIVE for r in mine):
         return builder.skip("figS2", dataset, "one attack setting only: no second crafting "
                             "model, no classifier attacked through its own gradient and no "
@@ -101,20 +142,17 @@ def whitebox_figure(builder: FigureBuilder, dataset: str) -> None:
                              squeeze=False, sharey=True)
     markers = ("o", "s", "^", "v", "D", "P")
     drawn_all: dict = {}
-    for ax, (title, setting, source) in zip(axes[0], panels, strict=True):
-        attacks = sorted({r.perturbation for r in mine if (r.source == source if source
-                                                            else r.threat == "whitebox")})
-        for k, attack in enumerate(attacks):
-            drawn = curves(builder.run, dataset, subset, attack, setting, keep, source or "fg")
-            for name, pts in drawn.items():
-                how = "white-box" if setting == "whitebox" or name == source else "transfer"
-                plot_points(ax, name, pts, builder.palette, f"{name} ({attack}, {how})",
-                            markers[k % len(markers)])
-                drawn_all[(title, attack, name)] = pts
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for (attack, name), pts in panel.drawn.items():
+            how = ("white-box" if panel.setting == "whitebox" or name == panel.source
+                   else "transfer")
+            plot_points(ax, name, pts, builder.palette, f"{name} ({attack}, {how})",
+                        markers[panel.attacks.index(attack) % len(markers)])
+            drawn_all[(panel.title, attack, name)] = pts
         ax.set_xlabel(ATTACK_EPS_LABEL)
         ax.set_ylabel(ACC_LABEL)
         ax.set_ylim(0, 1.02)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(panel.title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         chance = builder.run.chance(dataset, subset)

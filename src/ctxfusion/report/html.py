@@ -9,9 +9,7 @@ claims.md beside the page.
 
 from __future__ import annotations
 
-import base64
 import json
-import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,18 +17,27 @@ from typing import Any
 from ctxfusion.io import atomic_write_text
 from ctxfusion.report.claims import ClaimRow, evaluate_run, write_claims
 from ctxfusion.report.figures import FigureSet, render_figures
+from ctxfusion.report.html_robustness import (
+    ROBUSTNESS_FIGURES,
+    robustness_nav,
+    robustness_sections,
+)
 from ctxfusion.report.html_sections import (
     claims_section,
     conventions_section,
     differences_section,
     esc,
+    figure_tag,
     incomplete_banner,
     known,
 )
 from ctxfusion.report.rundir import RunData, load_run
-from ctxfusion.report.select import aggregate, pick
+from ctxfusion.report.select import paper_view
 from ctxfusion.report.style import classifier_sort_key
-from ctxfusion.schema import ResultRow, ThreatModel
+from ctxfusion.report.tables import format_accuracy, format_level, results_table
+from ctxfusion.schema import ThreatModel
+
+__all__ = ["build_report", "format_accuracy", "format_level", "render_html", "results_table"]
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -47,6 +54,9 @@ pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:.85em}
 td small{color:#666}td.verdict{min-width:14em}
 td[data-verdict='reproduced']{background:#eaf6ea}td[data-verdict='partly']{background:#fdf6e3}
 td[data-verdict='not reproduced']{background:#fbeaea}
+td.diag{outline:2px solid #333;outline-offset:-2px;font-weight:bold}
+td.clean,th.clean{background:#f7f7f7}
+.fail{color:#b00020}.pass{color:#1b7f3b}.notrun{color:#666}
 """
 NAV = ("<nav>" + " | ".join(
     f"<a href='#{anchor}'>{text}</a>" for anchor, text in (
@@ -61,16 +71,6 @@ CAUTION = (
     "the fused model needs white-box attacks through the joint model itself, iterative attacks "
     "(PGD with restarts) and a standard suite such as AutoAttack, reported beside clean accuracy."
 )
-
-
-def format_accuracy(accuracy: float) -> str:
-    """Accuracy in [0,1] as a percentage with one decimal, as printed in the tables."""
-    return f"{100.0 * accuracy:.1f}"
-
-
-def format_level(level: float) -> str:
-    """A sigma or eps value as printed in table headers."""
-    return f"{level:g}"
 
 
 def _or_dash(value: Any) -> Any:
@@ -198,10 +198,9 @@ def _threat_model(run: RunData) -> str:
 def _figures(figures: FigureSet) -> str:
     parts = ["<h2 id='figures'>Figures</h2>"]
     for record in figures.produced:
-        data = base64.b64encode(record.path.read_bytes()).decode("ascii")
-        parts.append(f"<figure id='{esc(record.path.stem)}'><img alt='{esc(record.path.name)}' "
-                     f"src='data:image/png;base64,{data}'><figcaption><b>"
-                     f"{esc(record.path.name)}</b>: {esc(record.caption)}</figcaption></figure>")
+        if record.figure in ROBUSTNESS_FIGURES:
+            continue  # shown in its robustness section
+        parts.append(figure_tag(record))
     if not figures.produced:
         parts.append("<p>No figure could be drawn from this run's data.</p>")
     parts.append("<h3 id='missing'>Figures not produced</h3>")
@@ -212,65 +211,6 @@ def _figures(figures: FigureSet) -> str:
     else:
         parts.append("<p>None: every figure was drawn.</p>")
     return "".join(parts)
-
-
-def _table_key(row: ResultRow, with_experiment: bool) -> tuple[str, ...]:
-    return ((row.experiment,) if with_experiment else ()) + (
-        row.subset, row.classifier, row.source, row.threat)
-
-
-def _cell(by_seed: dict[int, ResultRow]) -> str:
-    """``80.6 <small>[76.8, 84.0]</small>``: mean over seeds and mean interval bounds; with
-    several seeds ``80.6 <small>&plusmn;0.4 [76.8, 84.0]</small>``, the spread (standard
-    deviation across seeds) first."""
-    p = aggregate(by_seed)
-    title = spread = ""
-    if p.seeds > 1:
-        title = " title='" + esc(", ".join(
-            f"seed {s}: {format_accuracy(r.accuracy)}" for s, r in sorted(by_seed.items()))) + "'"
-        sd = statistics.stdev(r.accuracy for r in by_seed.values())
-        spread = f"&plusmn;{format_accuracy(sd)} "
-    return (f"<td data-n='{p.n}' data-seeds='{p.seeds}'{title}>{format_accuracy(p.accuracy)} "
-            f"<small>{spread}[{format_accuracy(p.ci_low)}, {format_accuracy(p.ci_high)}]</small>"
-            "</td>")
-
-
-def results_table(rows: list[ResultRow], dataset: str, perturbation: str,
-                  with_experiment: bool = False) -> str:
-    """One HTML table: rows = subset + classifier + source + threat, columns = levels,
-    cells = accuracy % (mean over seeds) and its 95 % interval."""
-    levels = sorted({r.level for r in rows})
-    cells: dict[tuple[str, ...], dict[float, dict[int, ResultRow]]] = {}
-    for r in rows:  # a repeated key keeps the row with the largest n (the last on ties)
-        seeds = cells.setdefault(_table_key(r, with_experiment), {}).setdefault(r.level, {})
-        seeds[r.seed] = pick(seeds.get(r.seed), r)
-    subset_order = {"all": 0, "dissimilar": 1, "similar": 2}
-    keys = sorted(cells, key=lambda k: (k[:-4], subset_order.get(k[-4], 3), k[-4],
-                                        classifier_sort_key(k[-3]), k[-2], k[-1]))
-    head = "".join(f"<th data-level='{format_level(lv)}'>{format_level(lv)}</th>"
-                   for lv in levels)
-    label = {"blur": "blur sigma (px)", "none": "level (0 = clean)"}.get(
-        perturbation, "eps (pixel space, L-inf)")
-    exp_head = "<th class='k'>experiment</th>" if with_experiment else ""
-    out = [f"<table class='results' data-dataset='{esc(dataset)}' "
-           f"data-perturbation='{esc(perturbation)}'><caption>accuracy (%) [95 % interval] by "
-           f"{label}</caption><tr>{exp_head}<th class='k'>subset</th><th class='k'>classifier"
-           f"</th><th class='k'>crafted on</th><th class='k'>threat</th>{head}<th>n</th></tr>"]
-    for key in keys:
-        row_cells = cells[key]
-        tds = "".join(_cell(row_cells[lv]) if lv in row_cells else "<td>-</td>"
-                      for lv in levels)
-        ns = sorted({r.n for seeds in row_cells.values() for r in seeds.values()})
-        n_text = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
-        exp_td = f"<td class='k'>{esc(key[0])}</td>" if with_experiment else ""
-        subset, classifier, source, threat = key[-4:]
-        out.append(f"<tr data-subset='{esc(subset)}' data-classifier='{esc(classifier)}' "
-                   f"data-source='{esc(source)}' data-threat='{esc(threat)}'>{exp_td}"
-                   f"<td class='k'>{esc(subset)}</td><td class='k'>{esc(classifier)}</td>"
-                   f"<td class='k'>{esc(source or '-')}</td><td class='k'>{esc(threat)}</td>"
-                   f"{tds}<td>{esc(n_text)}</td></tr>")
-    out.append("</table>")
-    return "".join(out)
 
 
 def _tables(run: RunData) -> str:
@@ -305,14 +245,18 @@ def _notes(run: RunData) -> str:
 def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None = None,
                 status: str | None = None) -> str:
     """The report page as a string (``claims``: the run's claim verdicts, if judged;
-    ``status``: the run's status instead of run.json's; not complete: a banner on top)."""
+    ``status``: the run's status instead of run.json's; not complete: a banner on top).
+    The paper's sections read :func:`~ctxfusion.report.select.paper_view`; the robustness
+    sections (:mod:`.html_robustness`) every row."""
     title = f"ctxfusion report: {run.info.experiment or run.run_dir.name}"
     config = (f"<pre>{esc(run.config_text)}</pre>" if run.config_text is not None
               else "<p>config.yaml not found in the run directory.</p>")
-    body = (f"<h1>{esc(title)}</h1>" + incomplete_banner(run, status) + NAV + _summary(run)
-            + (claims_section(claims) if claims is not None else "") + _threat_model(run)
-            + conventions_section(run) + _figures(figures) + _tables(run)
-            + differences_section(run) + _notes(run)
+    paper = paper_view(run)  # the paper's kind of rows: the sections below keep their meaning
+    nav = NAV[:-len("</nav>")] + robustness_nav(run) + "</nav>"
+    body = (f"<h1>{esc(title)}</h1>" + incomplete_banner(run, status) + nav + _summary(run)
+            + (claims_section(claims) if claims is not None else "") + _threat_model(paper)
+            + conventions_section(paper) + _figures(figures) + _tables(paper)
+            + robustness_sections(run, figures) + differences_section(paper) + _notes(run)
             + "<h2 id='config'>Resolved config (config.yaml)</h2>" + config)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")

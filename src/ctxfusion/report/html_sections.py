@@ -4,6 +4,7 @@ Every value from the run is escaped (:func:`esc`)."""
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 
 from ctxfusion.report.claims import CLAIMS
 from ctxfusion.report.diffs import format_p
+from ctxfusion.report.figure_base import FigureRecord
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.select import PAPER_IMAGE_SIZE, alpha_pair, format_alpha
 from ctxfusion.report.style import classifier_sort_key, parse_classifier
@@ -20,6 +22,14 @@ from ctxfusion.schema import ClaimRow, DifferenceRow, ThreatModel
 def esc(value: Any) -> str:
     """HTML-escaped text of any value."""
     return html.escape(str(value), quote=True)
+
+
+def figure_tag(record: FigureRecord) -> str:
+    """A figure inlined as base64 PNG with its caption; its id is the file's stem."""
+    data = base64.b64encode(record.path.read_bytes()).decode("ascii")
+    return (f"<figure id='{esc(record.path.stem)}'><img alt='{esc(record.path.name)}' "
+            f"src='data:image/png;base64,{data}'><figcaption><b>{esc(record.path.name)}</b>: "
+            f"{esc(record.caption)}</figcaption></figure>")
 
 
 def _row(cells: list[Any], header: bool = False) -> str:

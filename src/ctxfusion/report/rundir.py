@@ -170,19 +170,20 @@ def read_pca(path: Path) -> list[PcaRow]:
 
 
 def _repeat_warning(results: list[ResultRow]) -> str | None:
-    """A warning when rows repeat a key (experiment ... level, threat, seed), else None."""
+    """A warning when rows repeat a key (experiment ... region, level, seed), else None."""
     seen: set[tuple] = set()
     repeated = []
     for row in results:
         key = (row.experiment, row.dataset, row.subset, row.classifier, row.source, row.threat,
-               row.perturbation, row.level, row.seed)
+               row.perturbation, row.region, row.level, row.seed)
         if key in seen:
             repeated.append(key)
         seen.add(key)
     if not repeated:
         return None
     return (f"{RESULTS_CSV}: {len(repeated)} row(s) repeat the (experiment, dataset, subset, "
-            "classifier, source, threat, perturbation, level, seed) of an earlier row, e.g. "
+            "classifier, source, threat, perturbation, region, level, seed) of an earlier row, "
+            "e.g. "
             f"{repeated[0]}; tables and figures show the one with the largest n (the last on "
             "ties)")
 

@@ -7,6 +7,11 @@ A *setting* says which rows of one perturbation belong together (schema: ``threa
   other classifiers' ``transfer`` rows plus the source's own (white-box) row, as in the paper;
 - ``whitebox``: every classifier attacked through its own gradient (``source`` = itself).
 
+Only the paper's kind of row belongs to a setting (:func:`is_standard`): FGSM and the other
+attacks on the whole image, blur inside the boxes, no adaptive attack, no corruption and no
+unbounded sanity attack; the report's robustness sections read the other rows themselves.
+:func:`paper_view` is the run as the paper's figures, tables and claims see it.
+
 Several seeds (repeats of head training) are averaged: a :class:`Point` holds the mean
 accuracy, the mean of the per-seed Wilson bounds (the band the figures shade) and the spread
 over seeds. Rows repeating a key keep the one with the largest n (the last on ties).
@@ -16,7 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.style import classifier_sort_key, parse_classifier
@@ -27,6 +33,73 @@ SETTINGS = THREATS  # a comparison setting is named after the threat it holds
 REFERENCE_EPS = 0.02
 #: the paper's image size: its blur sigmas are in pixels at 224 px
 PAPER_IMAGE_SIZE = 224
+#: an attack eps (pixel space) from which on the attack is the unbounded sanity check
+UNBOUNDED_EPS = 0.5
+#: perturbations without an attacker that are not corruptions
+NOT_CORRUPTIONS = ("none", "blur")
+#: run.json's ``images`` of an FGSM source run on every test image (a configured source)
+EVERY_IMAGE = "every test image of the subset"
+
+
+class RowLike(Protocol):
+    """What :func:`is_standard` reads of a results.csv or differences.csv row."""
+
+    threat: str
+    perturbation: str
+    region: str
+    level: float
+
+
+def default_region(perturbation: str) -> str:
+    """The paper's region of a perturbation: the boxes for blur, else the whole image."""
+    return "box" if perturbation == "blur" else "image"
+
+
+def is_corruption(row: RowLike) -> bool:
+    """A common corruption (no attacker, neither clean nor the paper's blur)."""
+    return row.threat == "none" and row.perturbation not in NOT_CORRUPTIONS
+
+
+def is_unbounded(row: RowLike) -> bool:
+    """An attack row whose eps covers (half) the pixel range: the unbounded sanity attack."""
+    return row.threat != "none" and row.level >= UNBOUNDED_EPS
+
+
+def is_standard(row: RowLike) -> bool:
+    """A row of the paper's kind: the perturbation's default region, no adaptive attack, no
+    corruption, no unbounded attack."""
+    return (row.region == default_region(row.perturbation) and row.threat != "adaptive"
+            and not is_corruption(row) and not is_unbounded(row))
+
+
+def listed_sources(run: RunData) -> set[str] | None:
+    """The FGSM sources run.json says ran on every test image, or None when run.json does
+    not say (older runs: every source of a transfer row counts as configured)."""
+    attacks = (run.info.threat_model.attacks if run.info.threat_model else [])
+    fgsm = [a for a in attacks if isinstance(a, dict) and a.get("name") == "fgsm"]
+    if not any("images" in a for a in fgsm):
+        return None
+    return {str(a.get("source")) for a in fgsm if a.get("images") == EVERY_IMAGE
+            and a.get("evaluated_on") != [a.get("source")]}
+
+
+def configured_sources(run: RunData, dataset: str, subset: str) -> list[str]:
+    """The configured FGSM sources with transfer rows (whole image) in a dataset's subset,
+    in order of appearance (run.json's list; older runs: every such source)."""
+    listed = listed_sources(run)
+    found = dict.fromkeys(r.source for r in run.results if (r.dataset, r.subset, r.perturbation)
+                          == (dataset, subset, "fgsm") and r.threat == "transfer"
+                          and is_standard(r))
+    return [s for s in found if listed is None or s in listed]
+
+
+def paper_view(run: RunData) -> RunData:
+    """The run as the paper's figures, tables and claims see it: only :func:`is_standard`
+    rows of results.csv and differences.csv."""
+    differences = (None if run.differences is None else
+                   [d for d in run.differences if is_standard(d)])
+    return replace(run, results=[r for r in run.results if is_standard(r)],
+                   differences=differences)
 
 
 @dataclass(frozen=True)
@@ -45,6 +118,8 @@ class Point:
 
 def matches(row: ResultRow, setting: str, source: str = "fg") -> bool:
     """Whether ``row`` belongs to ``setting`` (module docstring)."""
+    if not is_standard(row):
+        return False
     if setting == "none":
         return row.threat == "none"
     if setting == "transfer":
@@ -57,6 +132,14 @@ def matches(row: ResultRow, setting: str, source: str = "fg") -> bool:
 def pick(old: ResultRow | None, new: ResultRow) -> ResultRow:
     """Of two rows with the same key: the one with the larger n, the later one on ties."""
     return new if old is None or new.n >= old.n else old
+
+
+def by_seed(rows: Iterable[ResultRow]) -> dict[int, ResultRow]:
+    """seed -> row (a repeated seed keeps the row with the larger n, the later on ties)."""
+    out: dict[int, ResultRow] = {}
+    for r in rows:
+        out[r.seed] = pick(out.get(r.seed), r)
+    return out
 
 
 def aggregate(by_seed: dict[int, ResultRow]) -> Point:

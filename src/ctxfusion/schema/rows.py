@@ -21,8 +21,14 @@ from ctxfusion.schema.cells import (
 from ctxfusion.schema.cells import text as free_text
 from ctxfusion.stats import wilson_interval
 
-#: values of the ``threat`` column
-THREATS = ("none", "transfer", "whitebox")
+#: values of the ``threat`` column: no attacker (clean, blur, corruptions); images crafted on
+#: another classifier; an attack through the classifier's own gradient; an attack adapted to a
+#: defence (through an alpha head's own gradient, through a view that hides the boxes, with
+#: expectation over a randomised defence)
+THREATS = ("none", "transfer", "whitebox", "adaptive")
+#: values of the ``region`` column: where the perturbation may change pixels (the whole image,
+#: the object boxes only, everything outside them)
+REGIONS = ("image", "box", "background")
 #: how a joint head's cross-entropy was reduced (``alpha_reduction``)
 ALPHA_REDUCTIONS = ("mean", "sum")
 #: values of pca.csv's ``condition`` column
@@ -54,10 +60,16 @@ def _old_threat(row: dict[str, Any]) -> str:
     return infer_threat(row["perturbation"], row["classifier"], row["source"])
 
 
+def _old_region(row: dict[str, Any]) -> str:
+    """Older files: blur acted inside the boxes, every other perturbation on the image."""
+    return "box" if row["perturbation"] == "blur" else "image"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResultRow:
     """One accuracy measurement (a row of results.csv). Older files lack ``threat``
-    (inferred: :func:`infer_threat`), ``seed`` (0) and the interval (Wilson's)."""
+    (inferred: :func:`infer_threat`), ``region`` (box for blur, else image), ``seed`` (0)
+    and the interval (Wilson's)."""
 
     experiment: str = free_text()
     dataset: str = name()
@@ -66,6 +78,7 @@ class ResultRow:
     source: str = free_text()
     threat: str = choice(THREATS, legacy=_old_threat)
     perturbation: str = name()
+    region: str = choice(REGIONS, legacy=_old_region)
     level: float = number(low=0.0)
     seed: int = integer(legacy=0)
     accuracy: float = number(**_UNIT)
@@ -90,6 +103,7 @@ class DifferenceRow:
     source: str = free_text()
     threat: str = choice(THREATS)
     perturbation: str = name()
+    region: str = choice(REGIONS, legacy=_old_region)
     level: float = number(low=0.0)
     seed: int = integer()
     classifier_a: str = name()

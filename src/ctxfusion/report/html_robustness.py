@@ -1,0 +1,272 @@
+"""The robustness sections of report.html (beyond the paper's figures), after the results
+tables: transfer (the paper's setting, and the full transfer matrix), white-box and adaptive
+attacks, threat regions, corruptions and sanity checks.
+
+Each section is present only when the run has its rows (:mod:`.select_robustness` says which);
+its tables come from :func:`~ctxfusion.report.tables.results_table` and
+:func:`~ctxfusion.report.tables.grid_table` (accuracy % [95 % interval], seeds averaged) with
+clean accuracy beside every robust figure; one table per dataset/subset (and attack, region or
+eps). Every value from the run is escaped (:func:`esc`).
+"""
+
+from __future__ import annotations
+
+from ctxfusion.report.figure_base import FigureSet
+from ctxfusion.report.figures_robustness import CORRUPTIONS, TRANSFER
+from ctxfusion.report.html_sections import esc, figure_tag
+from ctxfusion.report.rundir import RunData
+from ctxfusion.report.sanity import FAIL, NOT_RUN, PASS, sanity_checks, summary
+from ctxfusion.report.select import aggregate, pick
+from ctxfusion.report.select_robustness import (
+    BySeed,
+    attacks_in_order,
+    clean_cells,
+    clean_rows,
+    corruption_rows,
+    fgsm_matrix_rows,
+    in_place,
+    ordered,
+    paper_sources,
+    places,
+    region_rows,
+    regions_of,
+    transfer_matrix,
+    transfer_places,
+    whitebox_rows,
+)
+from ctxfusion.report.tables import format_accuracy, grid_table, results_table
+
+SECTIONS = {"transfer": "Transfer (the paper's setting)",
+            "whitebox-adaptive": "White-box and adaptive (beyond the paper)",
+            "threat-regions": "Threat regions", "corruptions": "Corruptions",
+            "sanity": "Sanity checks"}
+#: figures shown in their section instead of the figures list
+ROBUSTNESS_FIGURES = (TRANSFER, CORRUPTIONS)
+EPS_LABEL = "eps (pixel space, L-inf)"
+CLEAN = "clean (no attack)"
+STATUS_CLASS = {PASS: "pass", FAIL: "fail", NOT_RUN: "notrun"}
+
+
+def _several_experiments(run: RunData) -> bool:
+    return len({r.experiment for r in run.results}) > 1
+
+
+def _place_head(dataset: str, subset: str) -> str:
+    return f"<h3>{esc(dataset)} / {esc(subset)}</h3>"
+
+
+def _figure(figures: FigureSet, stem: str) -> str:
+    found = [r for r in figures.produced if r.path.stem == stem]
+    return figure_tag(found[0]) if found else ""
+
+
+def present(run: RunData) -> list[str]:
+    """The ids of the robustness sections the run has rows for, in page order."""
+    has = {"transfer": bool(transfer_places(run)), "whitebox-adaptive": bool(whitebox_rows(run)),
+           "threat-regions": bool(region_rows(run)), "corruptions": bool(corruption_rows(run)),
+           "sanity": any(r.threat != "none" for r in run.results)
+           or bool(run.info.extra.get("sanity"))}
+    return [key for key in SECTIONS if has[key]]
+
+
+def robustness_nav(run: RunData) -> str:
+    """Navigation links to the sections present (`` | <a ...>`` each)."""
+    return "".join(f" | <a href='#{key}'>{esc(SECTIONS[key].split(' (')[0].lower())}</a>"
+                   for key in present(run))
+
+
+# --- transfer ---------------------------------------------------------------------------------
+def _matrix(run: RunData, dataset: str, subset: str, figures: FigureSet) -> str:
+    matrix = transfer_matrix(run, dataset, subset)
+    if matrix is None:
+        return "<p>FGSM crafted on one model only: no transfer matrix.</p>"
+    table = grid_table(matrix.cells, matrix.sources, matrix.classifiers, "crafted on \\ by",
+                       f"accuracy (%) [95 % interval] at FGSM eps = {matrix.eps:g}",
+                       "robust matrix", extra_rows=[(CLEAN, clean_cells(run, dataset, subset))],
+                       mark=lambda source, name: source == name)
+    return (f"<h4>Transfer matrix at eps = {matrix.eps:g}</h4><p>The FGSM eps at which "
+            f"every classifier was crafted on, eps = {matrix.eps:g} (pixel space): rows = "
+            "crafted on, columns = classified by, diagonal = white-box (outlined); the first "
+            "row is clean accuracy. Sources outside the configured ones ran on a "
+            "class-stratified sample (fewer images, wider intervals).</p>" + table
+            + _figure(figures, f"{TRANSFER}_{dataset}_{subset}"))
+
+
+def transfer_section(run: RunData, figures: FigureSet) -> str:
+    """FGSM crafted on the configured sources (the paper's setting) and the transfer matrix."""
+    if not transfer_places(run):
+        return ""
+    several = _several_experiments(run)
+    parts = [f"<h2 id='transfer'>{esc(SECTIONS['transfer'])}</h2><p>FGSM on the whole image, "
+             "as in the paper: the images are crafted on a source classifier and classified by "
+             "every classifier (white-box for the source itself, transfer for the others); "
+             "clean accuracy beside.</p>"]
+    every = fgsm_matrix_rows(run)
+    for dataset, subset in transfer_places(run):
+        mine = in_place(every, dataset, subset)
+        sources = paper_sources(run, dataset, subset)
+        paper = [r for r in mine if r.source in sources]
+        parts.append(_place_head(dataset, subset)
+                     + f"<p>Crafted on the configured source(s): {esc(', '.join(sources))}.</p>"
+                     + results_table(paper, dataset, "fgsm", several,
+                                     in_place(clean_rows(run), dataset, subset),
+                                     "robust transfer", EPS_LABEL)
+                     + _matrix(run, dataset, subset, figures))
+        if len(paper) < len(mine):
+            parts.append("<details><summary>every source at every eps</summary>"
+                         + results_table(mine, dataset, "fgsm", several,
+                                         in_place(clean_rows(run), dataset, subset),
+                                         "robust transfer-all", EPS_LABEL) + "</details>")
+    return "".join(parts)
+
+
+# --- white-box and adaptive ------------------------------------------------------------------
+def whitebox_section(run: RunData) -> str:
+    """Each classifier attacked through its own gradient, and the adaptive attacks."""
+    rows = whitebox_rows(run)
+    if not rows:
+        return ""
+    several = _several_experiments(run)
+    parts = [f"<h2 id='whitebox-adaptive'>{esc(SECTIONS['whitebox-adaptive'])}</h2><p>Each "
+             "classifier attacked through its own gradient (threat whitebox: FGSM and the "
+             "iterative attacks, whole image) and the defences under attacks adapted to them "
+             "(threat adaptive: through an alpha head's own gradient, through a view that hides "
+             "the boxes, ...); one table per attack, columns = eps; clean beside.</p>"]
+    for dataset, subset in places(rows):
+        mine = in_place(rows, dataset, subset)
+        clean = in_place(clean_rows(run), dataset, subset)
+        parts.append(_place_head(dataset, subset))
+        for attack in attacks_in_order(mine):
+            for region in regions_of([r for r in mine if r.perturbation == attack]):
+                group = [r for r in mine if (r.perturbation, r.region) == (attack, region)]
+                where = "" if region == "image" else f", region {region}"
+                parts.append(f"<h4>{esc(attack)}{esc(where)}</h4>"
+                             + results_table(group, dataset, attack, several, clean,
+                                             "robust whitebox", EPS_LABEL))
+    return "".join(parts)
+
+
+# --- threat regions --------------------------------------------------------------------------
+def _paired(run: RunData, key: tuple, a: str, b: str, seed: int) -> tuple[float, ...] | None:
+    """(diff, ci_low, ci_high) of a - b from differences.csv (white-box, source own), or None."""
+    dataset, subset, perturbation, region, level = key
+    for d in run.differences or []:
+        if ((d.dataset, d.subset, d.threat, d.source, d.perturbation, d.region, d.level, d.seed)
+                == (dataset, subset, "whitebox", "own", perturbation, region, level, seed)
+                and {d.classifier_a, d.classifier_b} == {a, b}):
+            if d.classifier_a == a:
+                return d.diff, d.ci_low, d.ci_high
+            return -d.diff, -d.ci_high, -d.ci_low
+    return None
+
+
+def lead_sentence(run: RunData, key: tuple, cells: dict[str, BySeed]) -> str:
+    """Which classifier holds up best in one region (``key``: dataset, subset, perturbation,
+    region, level) and whether its lead over the runner-up is a finding (differences.csv)."""
+    region = key[3]
+    ranked = sorted(cells, key=lambda name: -aggregate(cells[name]).accuracy)
+    if len(ranked) < 2:
+        return f"Region {region}: only {ranked[0]} was measured." if ranked else ""
+    best, runner = ranked[:2]
+    shown = [format_accuracy(aggregate(cells[name]).accuracy) for name in (best, runner)]
+    if shown[0] == shown[1]:
+        return (f"Region {region}: {best} and {runner} hold up equally ({shown[0]} %): no "
+                "difference detected.")
+    head = (f"Region {region}: {best} holds up best "
+            f"({format_accuracy(aggregate(cells[best]).accuracy)} %), ahead of {runner} "
+            f"({format_accuracy(aggregate(cells[runner]).accuracy)} %)")
+    seeds = sorted(set(cells[best]) & set(cells[runner]))
+    found = [_paired(run, key, best, runner, seed) for seed in seeds]
+    if not found or any(d is None for d in found):
+        return head + "; no difference detected (no paired comparison in differences.csv)."
+    k = len(found)
+    diff, low, high = (sum(d[i] for d in found) / k for i in range(3))  # type: ignore[index]
+    text = (f"; paired difference {100 * diff:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] "
+            "points" + (f" (mean over {k} seeds)" if k > 1 else ""))
+    if all(d[1] > 0 for d in found):  # type: ignore[index]
+        return head + text + ": a finding (the interval excludes zero)."
+    return head + text + ": no difference detected (the interval includes zero)."
+
+
+def regions_section(run: RunData) -> str:
+    """Per attack and eps: classifier x region (image, box, background), white-box."""
+    rows = region_rows(run)
+    if not rows:
+        return ""
+    parts = [f"<h2 id='threat-regions'>{esc(SECTIONS['threat-regions'])}</h2><p>White-box "
+             "attacks allowed to change the whole image, only the object boxes, or only the "
+             "background; per attack and eps, accuracy (%) [95 % interval] of each classifier "
+             "in each region, clean beside. A lead is a finding only when the paired "
+             "difference (differences.csv, same images) excludes zero.</p>"]
+    for dataset, subset in places(rows):
+        mine = in_place(rows, dataset, subset)
+        clean = clean_cells(run, dataset, subset)
+        parts.append(_place_head(dataset, subset))
+        for attack in attacks_in_order(mine):
+            for level in sorted({r.level for r in mine if r.perturbation == attack}):
+                group = [r for r in mine if (r.perturbation, r.level) == (attack, level)]
+                regions = regions_of(group)
+                cells: dict[tuple[str, str], BySeed] = {}
+                for r in group:
+                    seeds = cells.setdefault((r.classifier, r.region), {})
+                    seeds[r.seed] = pick(seeds.get(r.seed), r)
+                names = ordered({r.classifier for r in group})
+                table = grid_table(cells, names, regions, "classifier \\ region",
+                                   f"accuracy (%) [95 % interval], {attack} eps {level:g}",
+                                   "robust regions", extra_cols=[("clean", clean)])
+                lines = [lead_sentence(run, (dataset, subset, attack, region, level),
+                                       {n: cells[(n, region)] for n in names
+                                        if (n, region) in cells}) for region in regions]
+                parts.append(f"<h4>{esc(attack)}, eps {level:g}</h4>{table}<ul>"
+                             + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
+    return "".join(parts)
+
+
+# --- corruptions -----------------------------------------------------------------------------
+def corruptions_section(run: RunData, figures: FigureSet) -> str:
+    """Per corruption and region: classifier x severity (clean as severity 0), and curves."""
+    rows = corruption_rows(run)
+    if not rows:
+        return ""
+    several = _several_experiments(run)
+    parts = [f"<h2 id='corruptions'>{esc(SECTIONS['corruptions'])}</h2><p>Common corruptions "
+             "(no attacker) at severity 1-5, applied to the whole image, the object boxes or "
+             "the background; severity 0 is the clean image.</p>"]
+    for dataset, subset in places(rows):
+        mine = in_place(rows, dataset, subset)
+        clean = in_place(clean_rows(run), dataset, subset)
+        parts.append(_place_head(dataset, subset))
+        for corruption in sorted({r.perturbation for r in mine}):
+            for region in regions_of([r for r in mine if r.perturbation == corruption]):
+                group = [r for r in mine if (r.perturbation, r.region) == (corruption, region)]
+                names = {r.classifier for r in group}
+                parts.append(f"<h4>{esc(corruption)}, region {esc(region)}</h4>" + results_table(
+                    group + [r for r in clean if r.classifier in names], dataset, corruption,
+                    several, table_class="robust corruption", label="severity (0 = clean)"))
+        parts.append(_figure(figures, f"{CORRUPTIONS}_{dataset}_{subset}"))
+    return "".join(parts)
+
+
+# --- sanity checks ---------------------------------------------------------------------------
+def sanity_section(run: RunData) -> str:
+    """The sanity checks (:mod:`ctxfusion.report.sanity`): failing ones in red."""
+    if "sanity" not in present(run):
+        return ""
+    checks = sanity_checks(run)
+    failed = any(c.status == FAIL for c in checks)
+    rows = "".join(
+        f"<tr class='{STATUS_CLASS[c.status]}' data-check='{esc(c.check)}' "
+        f"data-status='{esc(c.status)}'><td class='k'>{esc(c.title)}</td>"
+        f"<td class='k'>{esc(c.where)}</td><td class='k'><b>{esc(c.status)}</b>: "
+        f"{esc(c.result)}</td><td class='k'>{esc(c.meaning)}</td></tr>" for c in checks)
+    return (f"<h2 id='sanity'>{esc(SECTIONS['sanity'])}</h2>"
+            f"<p class='{'fail' if failed else 'pass'}' id='sanity-summary'><b>"
+            f"{esc(summary(checks))}</b>.</p><table class='sanity'><tr><th class='k'>check</th>"
+            "<th class='k'>where</th><th class='k'>result</th><th class='k'>what it means</th>"
+            f"</tr>{rows}</table>")
+
+
+def robustness_sections(run: RunData, figures: FigureSet) -> str:
+    """Every robustness section the run has rows for, in page order."""
+    return (transfer_section(run, figures) + whitebox_section(run) + regions_section(run)
+            + corruptions_section(run, figures) + sanity_section(run))
