@@ -4,7 +4,8 @@
 region, ...), each ``pass``, ``fail`` or ``not run``:
 
 - ``iterative``: an iterative attack (white-box or adaptive) is at least as strong as
-  white-box FGSM at the same eps, classifier and region (fails when the iterative row's ci_low > FGSM's ci_high);
+  white-box FGSM at the same eps, classifier and region (fails when the iterative row's
+  ci_low > FGSM's ci_high);
 - ``unbounded``: accuracy under an attack with eps >= 0.5 (the whole pixel range) is <= 5 %;
 - ``gradients``: run.json ``sanity``: the input gradient was finite and non-zero on at least
   90 % of the images, for every classifier;
