@@ -75,3 +75,24 @@ def tiny_imagenet_boxes() -> Path:
 def cifar10_jpeg() -> Path:
     """The unpacked CIFAR-10 JPEG ImageFolder tree (train/<class>, test/<class>)."""
     return unpacked("cifar10-jpeg.tar.gz", "")
+
+
+def run_demo_variant(tmp_path_factory, overrides: list[str],
+                     name: str) -> tuple[Path, list[dict]]:
+    """Run configs/demo.yaml with ``overrides`` in a fresh ``CTXFUSION_HOME``; returns the
+    run directory and the rows of its results.csv."""
+    import csv
+
+    from ctxfusion.config import load_config
+    from ctxfusion.experiments import run_experiment
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CTXFUSION_HOME", str(tmp_path_factory.mktemp("home")))
+    try:
+        out = tmp_path_factory.mktemp(name)
+        run_experiment(load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
+                                   overrides), out)
+    finally:
+        patch.undo()
+    with open(out / "results.csv", newline="") as handle:
+        return out, list(csv.DictReader(handle))

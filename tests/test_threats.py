@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import run_demo_variant
 from ctxfusion.config import load_config
 from ctxfusion.errors import ConfigError
 from ctxfusion.experiments import run_experiment
@@ -118,15 +118,7 @@ SMALL = [
 
 @pytest.fixture(scope="module")
 def threat_run(tmp_path_factory) -> tuple[Path, list[dict]]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv("CTXFUSION_HOME", str(tmp_path_factory.mktemp("home")))
-    try:
-        out = tmp_path_factory.mktemp("threats")
-        run_experiment(load_config(REPO / "configs" / "demo.yaml", SMALL), out)
-    finally:
-        patch.undo()
-    with open(out / "results.csv", newline="") as handle:
-        return out, list(csv.DictReader(handle))
+    return run_demo_variant(tmp_path_factory, SMALL, "threats")
 
 
 def test_transfer_matrix_has_every_pair_and_whitebox_diagonal(threat_run) -> None:

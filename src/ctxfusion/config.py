@@ -28,13 +28,14 @@ from ctxfusion.perturb.attacks import ITERATIVE_ATTACKS as WHITEBOX_ATTACKS
 from ctxfusion.perturb.blur import BLUR_MODES
 from ctxfusion.perturb.corruptions import CORRUPTIONS
 from ctxfusion.perturb.views import VIEWS
+from ctxfusion.roles import FUSION_METHODS
 from ctxfusion.roles import resolve as resolve_roles
 from ctxfusion.schema.rows import ALPHA_REDUCTIONS, REGIONS
 
 # Vocabularies owned by the modules that implement them (live views of their registries):
 # VIEWS (perturb.views), DATASET_KINDS (data.kinds), EPS_SPACES and WHITEBOX_ATTACKS (the
 # iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur).
-STEPS = ("blur", "fgsm", "advtrain", "whitebox", "corruptions", "pca")
+STEPS = ("blur", "fgsm", "advtrain", "whitebox", "corruptions", "fusion", "pca")
 #: dataset statistics selectable by ``normalization`` (SPEC §2: the paper uses CIFAR-10's);
 #: ``stream`` keeps each stream's own preprocessing
 NORMALIZATION_STATS = {
@@ -230,6 +231,46 @@ class HeadsConfig:
 
 
 @dataclass
+class FusionConfig:
+    """Robust fusion beyond the paper (step ``fusion``, :mod:`ctxfusion.fusion`): each of
+    ``methods`` becomes a classifier ``<classifier>-<method>`` over the streams of the fused
+    ``classifier`` (None: ``heads.alpha_classifier``), scored like every other classifier.
+
+    ``dropout``: the stream dropout rate. ``blur_sigmas`` (pixels, like ``blur.sigmas``) and
+    ``fgsm_epsilons`` (in ``fgsm.eps_space``): the perturbed training images of ``blurtrain``,
+    ``fgsmtrain`` and ``gate``, a class-stratified sample of at most ``max_train_images``
+    training images (null: all). ``gate_epochs``: passes of the gate's training.
+    ``heldout_folds``: every head (single streams, the fused classifier, each alpha, each
+    method) is also cross-fitted on the test images in this many class-stratified folds and
+    scored on the fold it did not see (``<classifier>-heldout``); 0 turns it off.
+    """
+
+    classifier: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(FUSION_METHODS))
+    dropout: float = 0.3
+    blur_sigmas: list[float] = field(default_factory=lambda: [1.43, 5.71])
+    fgsm_epsilons: list[float] = field(default_factory=lambda: [0.01])
+    max_train_images: int | None = 960
+    gate_epochs: int = 200
+    heldout_folds: int = 5
+
+    def validate(self, where: str) -> None:
+        for i, method in enumerate(self.methods):
+            _check_choice(f"{where}.methods[{i}]", method, FUSION_METHODS)
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"{where}.methods = {self.methods}: a method is listed twice")
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise ConfigError(f"{where}.dropout = {self.dropout!r}: a rate in [0, 1)")
+        for i, sigma in enumerate(self.blur_sigmas):
+            if not (math.isfinite(sigma) and sigma > 0):
+                raise ConfigError(f"{where}.blur_sigmas[{i}] = {sigma}: a sigma must be > 0")
+        _check_positive(where, self, "max_train_images", "gate_epochs")
+        if self.heldout_folds == 1 or self.heldout_folds < 0:
+            raise ConfigError(f"{where}.heldout_folds = {self.heldout_folds}: 0 (off) or at "
+                              "least 2 folds")
+
+
+@dataclass
 class AdvTrainConfig:
     """FGSM adversarial retraining of the fg classifier (SPEC §3 baseline).
 
@@ -351,6 +392,7 @@ class ExperimentConfig:
     fgsm: FgsmConfig = field(default_factory=FgsmConfig)
     whitebox: WhiteboxConfig = field(default_factory=WhiteboxConfig)
     corruptions: CorruptionsConfig = field(default_factory=CorruptionsConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     advtrain: AdvTrainConfig = field(default_factory=AdvTrainConfig)
     pca: PcaConfig = field(default_factory=PcaConfig)
@@ -389,6 +431,9 @@ class ExperimentConfig:
         _check_epsilons(f"{where}whitebox.epsilons", self.whitebox.epsilons, self.fgsm.eps_space)
         if self.whitebox.region_epsilons is not None:
             _check_epsilons(f"{where}whitebox.region_epsilons", self.whitebox.region_epsilons,
+                            self.fgsm.eps_space)
+        if self.fusion.fgsm_epsilons:  # empty: no FGSM training images (no fgsmtrain)
+            _check_epsilons(f"{where}fusion.fgsm_epsilons", self.fusion.fgsm_epsilons,
                             self.fgsm.eps_space)
         resolve_roles(self)
 

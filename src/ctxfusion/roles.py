@@ -20,6 +20,8 @@ name a classifier or a stream default to the paper's choice when left out:
   ``heads.penalized_stream`` (the stream whose weight slice alpha penalises): its first stream;
 * ``advtrain.classifier`` (the one-stream classifier retrained adversarially, named
   ``<classifier>-advtrain``): the first one-stream classifier;
+* ``fusion.classifier`` (the fused classifier whose streams the robust fusion methods read,
+  named ``<classifier>-<method>``): ``heads.alpha_classifier``;
 * ``finetune.stream``: the first stream.
 """
 
@@ -121,6 +123,11 @@ def resolve(config: ExperimentConfig) -> None:
     if config.advtrain.classifier is not None:
         _check_members("advtrain.classifier", [config.advtrain.classifier], single_names,
                        "one-stream classifier")
+    fusion = config.fusion
+    fusion.classifier = fusion.classifier or heads.alpha_classifier
+    if fusion.classifier is not None:
+        _check_members("fusion.classifier", [fusion.classifier], fused_names,
+                       "classifier of two or more streams")
     config.finetune.stream = config.finetune.stream or next(iter(config.streams))
     _check_members("finetune.stream", [config.finetune.stream], list(config.streams), "stream")
 
@@ -134,3 +141,33 @@ def advtrain_name(config: ExperimentConfig) -> str | None:
 def alpha_name(config: ExperimentConfig, alpha: float) -> str:
     """The result name of the alpha-regularised fused head (``joint-alpha10``)."""
     return f"{config.heads.alpha_classifier}-alpha{alpha:g}"
+
+
+#: the robust fusion methods beyond the paper (:mod:`ctxfusion.fusion`), in report order;
+#: each is a classifier named ``<fused classifier>-<method>`` (``joint-gate``)
+FUSION_METHODS = ("dropout", "blurtrain", "fgsmtrain", "poe", "confidence", "gate")
+#: the suffix of a classifier cross-fitted on held-out test images (``joint-heldout``)
+HELDOUT = "-heldout"
+
+
+def fusion_name(base: str, method: str) -> str:
+    """The result name of robust fusion ``method`` over fused classifier ``base``."""
+    return f"{base}-{method}"
+
+
+def fusion_parts(name: str) -> tuple[str, str] | None:
+    """(base, method) of a robust fusion classifier's name (``joint-gate`` -> ('joint',
+    'gate')), else None; a held-out name is parsed without its suffix."""
+    stem = heldout_base(name) or name
+    base, _, method = stem.rpartition("-")
+    return (base, method) if base and method in FUSION_METHODS else None
+
+
+def heldout_name(name: str) -> str:
+    """The result name of classifier ``name`` cross-fitted on held-out images."""
+    return f"{name}{HELDOUT}"
+
+
+def heldout_base(name: str) -> str | None:
+    """The classifier a held-out name was cross-fitted from (``joint-heldout`` -> joint)."""
+    return name[: -len(HELDOUT)] if name.endswith(HELDOUT) else None

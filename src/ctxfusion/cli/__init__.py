@@ -32,6 +32,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "rebuild the figures and report.html of a run directory"),
     "claims": ("ctxfusion.cli.claims_cmd",
                "judge the paper's claims on run directories (claims.md)"),
+    "fusion-table": ("ctxfusion.cli.fusion_cmd",
+                     "print the robust fusion table of a run directory as markdown"),
     "streams": ("ctxfusion.cli.streams_cmd", "list the registered streams and their weights"),
 }
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ctxfusion.roles import fused, single
+from ctxfusion.roles import fused, fusion_parts, heldout_base, heldout_name, single
 from ctxfusion.stats import paired_difference
 
 
@@ -59,7 +59,16 @@ def compared_pairs(classifiers: set[str],
     one-stream classifier, fg); every alpha-regularised head against the other one-stream
     classifiers, its unregularised classifier and the adversarially retrained ones; every
     fused classifier against the other one-stream classifiers of its streams and against each
-    smaller fused classifier whose streams it holds (joint3 against joint)."""
+    smaller fused classifier whose streams it holds (joint3 against joint); every robust
+    fusion method against its fused classifier (joint-gate against joint). Classifiers
+    cross-fitted on held-out images (``-heldout``) are compared among themselves by the same
+    rules, and each against the same classifier trained on the training split."""
+    held = {heldout_base(name) for name in classifiers if heldout_base(name)}
+    if held:  # the held-out family among itself, and each against its own training
+        rest = {name for name in classifiers if not heldout_base(name)}
+        own = [(heldout_name(a), heldout_name(b)) for a, b in compared_pairs(held, sets)]
+        own += [(heldout_name(name), name) for name in sorted(held) if name in rest]
+        return compared_pairs(rest, sets) + own
     ones, fuseds = single(sets), fused(sets)
     reference = ones[0] if ones else None
     others = [name for name in ones if name != reference]
@@ -71,6 +80,8 @@ def compared_pairs(classifiers: set[str],
         pairs += [(name, one) for one in others if sets[one][0] in sets[name]]
         pairs += [(name, smaller) for smaller in fuseds
                   if set(sets[smaller]) < set(sets[name])]
+    pairs += [(name, parts[0]) for name in sorted(classifiers)
+              if (parts := fusion_parts(name))]
     return [(a, b) for a, b in pairs if a in classifiers and b in classifiers]
 
 

@@ -28,6 +28,7 @@ from ctxfusion.experiments.attack_steps import (
 from ctxfusion.experiments.context import RunContext, seed_everything
 from ctxfusion.experiments.corruption_steps import corruption_rows
 from ctxfusion.experiments.finetune import finetuned_stream
+from ctxfusion.experiments.fusion_steps import fusion_heads, heldout_rows
 from ctxfusion.experiments.heads import (
     Trial,
     classifier_specs,
@@ -43,7 +44,7 @@ from ctxfusion.features import module_digest
 from ctxfusion.io import remove_stale_temp_files, writable_folder_problem
 from ctxfusion.paths import expand_path, home_dir
 from ctxfusion.perturb.attacks import attack_class
-from ctxfusion.roles import advtrain_name
+from ctxfusion.roles import advtrain_name, fusion_name
 from ctxfusion.schema import RunPaths, WeightRow
 
 
@@ -131,6 +132,8 @@ def check_adaptive_targets(config: ExperimentConfig) -> None:
     names = [spec.name for spec in classifier_specs(config)]
     if "advtrain" in config.steps and advtrain_name(config):
         names.append(advtrain_name(config))
+    if "fusion" in config.steps and config.fusion.classifier:
+        names += [fusion_name(config.fusion.classifier, m) for m in config.fusion.methods]
     for i, name in enumerate(config.whitebox.adaptive):
         if name not in names:
             raise ConfigError(f"whitebox.adaptive[{i}] = {name!r}: not a classifier of this "
@@ -360,6 +363,10 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) ->
     with recorder.timed("heads"):
         trials = _train_trials(ctx, dataset.name, manifest, subsets, train, train_features,
                                test, clean_features)
+    if "fusion" in steps:
+        with recorder.timed("fusion"):
+            fusion_heads(ctx, dataset.name, train, trials, train_features, manifest.has_boxes)
+    with recorder.timed("heads"):
         if ctx.group.sharded:  # every rank attacks the same heads
             check_same_on_every_rank(ctx.group, "heads", module_digest(torch.nn.ModuleList(
                 [head for trial in trials for head in trial.heads.values()])))
@@ -375,6 +382,9 @@ def _run_dataset(ctx: RunContext, dataset: DatasetConfig, manifest: Manifest) ->
         with recorder.timed("pca"):
             pca_rows(ctx, dataset.name, manifest, test, clean_features)
     _attack_steps(ctx, dataset.name, steps, train, test, trials, manifest.has_boxes)
+    if "fusion" in steps:
+        with recorder.timed("fusion"):
+            heldout_rows(ctx, dataset.name, test, trials, steps, manifest.has_boxes)
     recorder.compare(dataset.name, cfg.classifiers)
 
 

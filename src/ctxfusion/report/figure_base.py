@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ctxfusion.io import atomic_write_bytes  # noqa: E402
 from ctxfusion.report.rundir import RunData  # noqa: E402
-from ctxfusion.report.select import Point, paper_view  # noqa: E402
+from ctxfusion.report.select import Point, paper_view, without_fusion  # noqa: E402
 from ctxfusion.report.style import (  # noqa: E402
     CHANCE_STYLE,
     Palette,
@@ -137,10 +137,13 @@ def alpha_sweep_member(name: str) -> bool:
 
 class FigureBuilder:
     """Draws the figures of one run and records what was drawn or skipped; ``run`` is the
-    paper's view of it (:func:`~ctxfusion.report.select.paper_view`), ``full`` every row."""
+    paper's view of it (:func:`~ctxfusion.report.select.paper_view`), ``robust`` every row
+    but the robust fusion methods' (:func:`~ctxfusion.report.select.without_fusion`), ``full``
+    every row."""
 
     def __init__(self, run: RunData) -> None:
         self.full = run
+        self.robust = without_fusion(run)
         self.run = paper_view(run)
         self.out = FigureSet()
         self.datasets = run.datasets()

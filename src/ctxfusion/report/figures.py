@@ -1,6 +1,6 @@
 """Every figure of a run directory: the paper's (2, 3a-d, 4a-d, 5a-d), the trade-off
-figure (T), the figures beyond the paper (S1, S2) and the robustness figures (R: transfer matrix,
-corruptions; shown in their report sections).
+figure (T), the figures beyond the paper (S1, S2), the robustness figures (R: transfer matrix,
+corruptions) and the robust fusion figure (F); R and F are shown in their report sections.
 
 Each figure is drawn only when the run has the data for it; otherwise it is recorded in
 ``FigureSet.missing`` with the reason, which the HTML report lists. Figures register
@@ -16,6 +16,7 @@ from ctxfusion.report import (  # noqa: F401  (importing a module registers its 
     figure_base,
     figures_alpha,
     figures_extra,
+    figures_fusion,
     figures_paper,
     figures_robustness,
     figures_tradeoff,

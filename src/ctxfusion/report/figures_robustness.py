@@ -5,8 +5,8 @@
 - ``figR_corruptions_<dataset>_<subset>``: accuracy vs corruption severity, one panel per
   corruption, one colour per classifier, one line style per region.
 
-Both read every row of the run (``builder.full``); a figure is drawn only where the run has
-its rows.
+Both read every row of the run but the robust fusion methods' (``builder.robust``; those are
+in figure F); a figure is drawn only where the run has its rows.
 """
 
 from __future__ import annotations
@@ -67,11 +67,11 @@ def _heatmap(matrix: Matrix, title: str) -> plt.Figure:
 @dataset_figure(order=9)
 def transfer_figures(builder: FigureBuilder, dataset: str) -> None:
     """figR_transfer: one heatmap per subset with FGSM transfer rows."""
-    for place_dataset, subset in transfer_places(builder.full):
+    for place_dataset, subset in transfer_places(builder.robust):
         if place_dataset != dataset:
             continue
         stem = f"{TRANSFER}_{dataset}_{subset}"
-        matrix = transfer_matrix(builder.full, dataset, subset)
+        matrix = transfer_matrix(builder.robust, dataset, subset)
         if matrix is None:
             builder.skip(TRANSFER, dataset, f"FGSM crafted on one model only for {dataset} "
                          f"subset {subset!r}: no transfer matrix", stem)
@@ -123,12 +123,12 @@ def _corruption_panel(builder: FigureBuilder, ax: plt.Axes, rows: list, clean: d
 @dataset_figure(order=10)
 def corruption_figures(builder: FigureBuilder, dataset: str) -> None:
     """figR_corruptions: one figure per subset with corruption rows."""
-    every = corruption_rows(builder.full)
+    every = corruption_rows(builder.robust)
     for place_dataset, subset in places(every):
         if place_dataset != dataset:
             continue
         rows = in_place(every, dataset, subset)
-        clean = clean_cells(builder.full, dataset, subset)
+        clean = clean_cells(builder.robust, dataset, subset)
         corruptions = sorted({r.perturbation for r in rows})
         cols = min(PANELS_PER_ROW, len(corruptions))
         lines = math.ceil(len(corruptions) / cols)

@@ -17,6 +17,8 @@ from typing import Any
 from ctxfusion.io import atomic_write_text
 from ctxfusion.report.claims import ClaimRow, evaluate_run, write_claims
 from ctxfusion.report.figures import FigureSet, render_figures
+from ctxfusion.report.figures_fusion import FUSION
+from ctxfusion.report.html_fusion import fusion_nav, fusion_section
 from ctxfusion.report.html_robustness import (
     ROBUSTNESS_FIGURES,
     robustness_nav,
@@ -198,8 +200,8 @@ def _threat_model(run: RunData) -> str:
 def _figures(figures: FigureSet) -> str:
     parts = ["<h2 id='figures'>Figures</h2>"]
     for record in figures.produced:
-        if record.figure in ROBUSTNESS_FIGURES:
-            continue  # shown in its robustness section
+        if record.figure in (*ROBUSTNESS_FIGURES, FUSION):
+            continue  # shown in its robustness or robust fusion section
         parts.append(figure_tag(record))
     if not figures.produced:
         parts.append("<p>No figure could be drawn from this run's data.</p>")
@@ -247,16 +249,18 @@ def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None 
     """The report page as a string (``claims``: the run's claim verdicts, if judged;
     ``status``: the run's status instead of run.json's; not complete: a banner on top).
     The paper's sections read :func:`~ctxfusion.report.select.paper_view`; the robustness
-    sections (:mod:`.html_robustness`) every row."""
+    sections (:mod:`.html_robustness`) every row but the robust fusion methods', which the
+    robust fusion section (:mod:`.html_fusion`) shows."""
     title = f"ctxfusion report: {run.info.experiment or run.run_dir.name}"
     config = (f"<pre>{esc(run.config_text)}</pre>" if run.config_text is not None
               else "<p>config.yaml not found in the run directory.</p>")
     paper = paper_view(run)  # the paper's kind of rows: the sections below keep their meaning
-    nav = NAV[:-len("</nav>")] + robustness_nav(run) + "</nav>"
+    nav = NAV[:-len("</nav>")] + robustness_nav(run) + fusion_nav(run) + "</nav>"
     body = (f"<h1>{esc(title)}</h1>" + incomplete_banner(run, status) + nav + _summary(run)
             + (claims_section(claims) if claims is not None else "") + _threat_model(paper)
             + conventions_section(paper) + _figures(figures) + _tables(paper)
-            + robustness_sections(run, figures) + differences_section(paper) + _notes(run)
+            + robustness_sections(run, figures) + fusion_section(run, figures)
+            + differences_section(paper) + _notes(run)
             + "<h2 id='config'>Resolved config (config.yaml)</h2>" + config)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n")

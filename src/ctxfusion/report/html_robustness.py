@@ -6,7 +6,9 @@ Each section is present only when the run has its rows (:mod:`.select_robustness
 its tables come from :func:`~ctxfusion.report.tables.results_table` and
 :func:`~ctxfusion.report.tables.grid_table` (accuracy % [95 % interval], seeds averaged) with
 clean accuracy beside every robust figure; one table per dataset/subset (and attack, region or
-eps). Every value from the run is escaped (:func:`esc`).
+eps). The robust fusion methods and held-out classifiers are left out (their own section,
+:mod:`.html_fusion`), except from the sanity checks. Every value from the run is escaped
+(:func:`esc`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ctxfusion.report.figures_robustness import CORRUPTIONS, TRANSFER
 from ctxfusion.report.html_sections import esc, figure_tag
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.sanity import FAIL, NOT_RUN, PASS, sanity_checks, summary
-from ctxfusion.report.select import aggregate, pick
+from ctxfusion.report.select import aggregate, pick, without_fusion
 from ctxfusion.report.select_robustness import (
     BySeed,
     attacks_in_order,
@@ -62,8 +64,10 @@ def _figure(figures: FigureSet, stem: str) -> str:
 
 def present(run: RunData) -> list[str]:
     """The ids of the robustness sections the run has rows for, in page order."""
-    has = {"transfer": bool(transfer_places(run)), "whitebox-adaptive": bool(whitebox_rows(run)),
-           "threat-regions": bool(region_rows(run)), "corruptions": bool(corruption_rows(run)),
+    view = without_fusion(run)
+    has = {"transfer": bool(transfer_places(view)),
+           "whitebox-adaptive": bool(whitebox_rows(view)),
+           "threat-regions": bool(region_rows(view)), "corruptions": bool(corruption_rows(view)),
            "sanity": any(r.threat != "none" for r in run.results)
            or bool(run.info.extra.get("sanity"))}
     return [key for key in SECTIONS if has[key]]
@@ -267,6 +271,8 @@ def sanity_section(run: RunData) -> str:
 
 
 def robustness_sections(run: RunData, figures: FigureSet) -> str:
-    """Every robustness section the run has rows for, in page order."""
-    return (transfer_section(run, figures) + whitebox_section(run) + regions_section(run)
-            + corruptions_section(run, figures) + sanity_section(run))
+    """Every robustness section the run has rows for, in page order (the sanity checks on
+    every row, the others without the robust fusion methods)."""
+    view = without_fusion(run)
+    return (transfer_section(view, figures) + whitebox_section(view) + regions_section(view)
+            + corruptions_section(view, figures) + sanity_section(run))

@@ -10,7 +10,10 @@ A *setting* says which rows of one perturbation belong together (schema: ``threa
 Only the paper's kind of row belongs to a setting (:func:`is_standard`): FGSM and the other
 attacks on the whole image, blur inside the boxes, no adaptive attack, no corruption and no
 unbounded sanity attack; the report's robustness sections read the other rows themselves.
-:func:`paper_view` is the run as the paper's figures, tables and claims see it.
+:func:`paper_view` is the run as the paper's figures, tables and claims see it. Neither sees the
+classifiers beyond the paper (:func:`is_fusion_classifier`: robust fusion methods such as
+``joint-gate`` and classifiers cross-fitted on held-out images such as ``joint-heldout``); only
+the robust fusion section (:mod:`ctxfusion.report.select_fusion`) reads them.
 
 Several seeds (repeats of head training) are averaged: a :class:`Point` holds the mean
 accuracy, the mean of the per-seed Wilson bounds (the band the figures shade) and the spread
@@ -26,6 +29,7 @@ from typing import Protocol
 
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.style import classifier_sort_key, parse_classifier
+from ctxfusion.roles import fusion_parts, heldout_base
 from ctxfusion.schema import THREATS, ResultRow
 
 SETTINGS = THREATS  # a comparison setting is named after the threat it holds
@@ -93,9 +97,29 @@ def configured_sources(run: RunData, dataset: str, subset: str) -> list[str]:
     return [s for s in found if listed is None or s in listed]
 
 
+def is_fusion_classifier(name: str) -> bool:
+    """A robust fusion method (``joint-gate``) or a classifier cross-fitted on held-out
+    images (``joint-heldout``), views included: shown in the robust fusion section only."""
+    stem = name.partition("@")[0]
+    return fusion_parts(stem) is not None or heldout_base(stem) is not None
+
+
+def without_fusion(run: RunData) -> RunData:
+    """The run without the rows of :func:`is_fusion_classifier` classifiers (results.csv,
+    differences.csv on either side, weights.csv): what the robustness sections read."""
+    differences = (None if run.differences is None else
+                   [d for d in run.differences if not is_fusion_classifier(d.classifier_a)
+                    and not is_fusion_classifier(d.classifier_b)])
+    weights = (None if run.weights is None else
+               [w for w in run.weights if not is_fusion_classifier(w.classifier)])
+    return replace(run, results=[r for r in run.results if not is_fusion_classifier(r.classifier)],
+                   differences=differences, weights=weights)
+
+
 def paper_view(run: RunData) -> RunData:
     """The run as the paper's figures, tables and claims see it: only :func:`is_standard`
-    rows of results.csv and differences.csv."""
+    rows of results.csv and differences.csv, without :func:`is_fusion_classifier` classifiers."""
+    run = without_fusion(run)
     differences = (None if run.differences is None else
                    [d for d in run.differences if is_standard(d)])
     return replace(run, results=[r for r in run.results if is_standard(r)],
