@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,17 @@ def test_run_without_fusion_skips_section(tmp_path: Path) -> None:
     assert "robust-fusion" not in page
     assert not list(plain.glob("figF_*.png"))
     assert math.isclose(blur_level(load_run(plain), "scenes", "all"), 2.5)
+
+
+def test_images_crafted_on_a_method_leave_the_robustness_view(fusion_run: Path) -> None:
+    """The transfer matrix crafts FGSM on every classifier, the methods included: a paper
+    classifier's row on images crafted on joint-gate belongs to the fusion section only."""
+    run = load_run(fusion_run)
+    crafted = row("fg", "fgsm", 0.03, 0.4, seed=0, source="joint-gate", threat="transfer")
+    paired = diff("fg", "bg", "fgsm", 0.03, (-0.1, 0.1), threat="transfer",
+                  source="joint-gate", seed=0)
+    run = replace(run, results=[*run.results, crafted],
+                  differences=[*(run.differences or []), paired])
+    view = without_fusion(run)
+    assert crafted not in view.results and paired not in (view.differences or [])
+    assert not any(is_fusion_classifier(r.source) for r in view.results)

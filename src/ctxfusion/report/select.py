@@ -105,14 +105,17 @@ def is_fusion_classifier(name: str) -> bool:
 
 
 def without_fusion(run: RunData) -> RunData:
-    """The run without the rows of :func:`is_fusion_classifier` classifiers (results.csv,
-    differences.csv on either side, weights.csv): what the robustness sections read."""
+    """The run without the rows of :func:`is_fusion_classifier` classifiers, as the classifier
+    or as the source an attack was crafted on (results.csv, differences.csv on either side,
+    weights.csv): what the robustness sections read."""
     differences = (None if run.differences is None else
                    [d for d in run.differences if not is_fusion_classifier(d.classifier_a)
-                    and not is_fusion_classifier(d.classifier_b)])
+                    and not is_fusion_classifier(d.classifier_b)
+                    and not is_fusion_classifier(d.source)])
     weights = (None if run.weights is None else
                [w for w in run.weights if not is_fusion_classifier(w.classifier)])
-    return replace(run, results=[r for r in run.results if not is_fusion_classifier(r.classifier)],
+    return replace(run, results=[r for r in run.results if not is_fusion_classifier(r.classifier)
+                                 and not is_fusion_classifier(r.source)],
                    differences=differences, weights=weights)
 
 
