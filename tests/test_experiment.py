@@ -143,7 +143,8 @@ def test_report_cells_show_the_results(small_runs) -> None:
     # the results tables hold the paper's rows; the rows beyond it have their own sections
     standard = {(r.subset, r.classifier, r.source, r.threat, r.perturbation, r.region, r.level)
                 for r in read_results(run / "results.csv")
-                if is_standard(r) and not is_fusion_classifier(r.classifier)}
+                if is_standard(r) and not is_fusion_classifier(r.classifier)
+                and not is_fusion_classifier(r.source)}
     for row in _rows(run):
         if (row["subset"], row["classifier"], row["source"], row["threat"], row["perturbation"],
                 row["region"], float(row["level"])) not in standard:

@@ -23,7 +23,7 @@ ONE_DATASET = ("datasets=[{name: a, kind: scenes, context_strength: 0.8, num_tra
                "num_test: 24, seed: 5}]")
 TWO_DATASETS = ("datasets=[{name: a, kind: scenes, context_strength: 0.8, num_train: 48, "
                 "num_test: 24, seed: 5}, {name: b, kind: scenes, context_strength: 0.0, "
-                "num_train: 192, num_test: 96, seed: 6}]")
+                "num_train: 480, num_test: 240, seed: 6}]")  # b: time to interrupt it
 TINY = ["steps=[]", "heads.epochs=3", "heads.alphas=[1]", "batch_size=64",
         "whitebox.adaptive=[]"]
 
@@ -225,10 +225,18 @@ def _status(out: Path) -> dict:
         return {}
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C handled as a fresh shell would (a child inherits an
+    ignored or blocked SIGINT from the test process, and Python then never raises
+    KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _interrupt_after_first_dataset(args: list[str], home: Path, out: Path) -> None:
     """Start the run, wait until run.json lists its first dataset, then SIGINT it."""
     proc = subprocess.Popen(_command(args), env=_env(home), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while "a" not in _status(out).get("datasets", {}) and proc.poll() is None:
         assert time.monotonic() < deadline, "the first dataset did not finish in time"

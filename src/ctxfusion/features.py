@@ -94,7 +94,7 @@ def module_digest(module: nn.Module) -> str:
 TENSOR_CODE = ("streams", "scenes", "perturb", "data", "features.py", "execution.py",
                "models.py", "train.py", "numpy_pickle.py", "experiments/sweeps.py",
                "experiments/attack_steps.py", "experiments/corruption_steps.py",
-               "experiments/finetune.py")
+               "experiments/fusion_steps.py", "experiments/finetune.py")
 
 
 def _code_only(source: str) -> str:
