@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean golden
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+# Rewrite the golden references whose computation version was bumped (tests/golden/golden.py).
+golden: $(TEST_STAMP)
+	CTXFUSION_GOLDEN=regenerate $(BIN)/python -m pytest tests/golden -p no:randomly -q
