@@ -39,4 +39,4 @@ clean:
 
 # Rewrite the golden references whose computation version was bumped (tests/golden/golden.py).
 golden: $(TEST_STAMP)
-	CTXFUSION_GOLDEN=regenerate $(BIN)/python -m pytest tests/golden -p no:randomly -q
+	CTXFUSION_GOLDEN=regenerate $(BIN)/python -m pytest tests/golden -q
