@@ -72,7 +72,8 @@ def project_fn(stream: nn.Module, split, execution, scratch: Path) -> Callable:
 
     def run() -> torch.Tensor:
         cache = FeatureCache(tempfile.mkdtemp(dir=scratch))
-        features, _, _ = cached_extract(cache, {"s": {"benchmark": "extraction"}},
+        features, _, _ = cached_extract(cache, {"s": {"benchmark": "extraction",
+                                                       "versions": {"benchmark": 1}}},
                                         {"s": stream}, split.loader, execution=execution)
         return features["s"]
 

@@ -65,11 +65,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = FeatureCache(tmp)
         for key, tensor in extract(streams, set(STREAMS), loader, args.device).items():
-            cache.save({"benchmark": "heads", "key": key},
+            cache.save({"benchmark": "heads", "key": key, "versions": {"benchmark": 1}},
                        {"features": tensor, "labels": labels, "ids": subset.rows})
 
         def cached() -> dict:
-            features = {key: cache.load({"benchmark": "heads", "key": key})["features"]
+            features = {key: cache.load({"benchmark": "heads", "key": key,
+                                         "versions": {"benchmark": 1}})["features"]
                         for key in ("fg@full", "bg@full")}
             return train_heads(config, specs, features, subset, seed=0)
 

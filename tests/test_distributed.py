@@ -88,13 +88,17 @@ def _square_rows(loader, positions, calls: Path) -> dict:
     return {"squares": {"value": rows**2}}
 
 
+#: a cache description (every one names the versions of the computations behind it)
+SQUARES = {"what": "squares", "versions": {"squares": 1}}
+
+
 def _rank_main(rank: int, world: int, init_file: str, cache_root: str, calls: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world)
     try:
         loader = DataLoader(TensorDataset(torch.arange(10.0)), batch_size=3)
         sharded_get_or_compute(
-            FeatureCache(cache_root), {"squares": {"what": "squares"}}, loader,
+            FeatureCache(cache_root), {"squares": SQUARES}, loader,
             lambda part, positions: _square_rows(part, positions, Path(calls)),
             Group(rank, world))
     finally:
@@ -106,18 +110,18 @@ def test_a_restart_recomputes_only_the_missing_shards(tmp_path) -> None:
     and the merged tensor equals the single-process one."""
     cache = FeatureCache(tmp_path / "cache")
     loader = DataLoader(TensorDataset(torch.arange(10.0)), batch_size=3)
-    shard_of_rank_1 = {"shard_of": {"what": "squares"}, "rank": 1, "world_size": 2,
-                       "batch_size": 3}
+    shard_of_rank_1 = {"shard_of": SQUARES, "rank": 1, "world_size": 2,
+                       "batch_size": 3, "versions": SQUARES["versions"]}
     cache.save(shard_of_rank_1, {"value": torch.tensor([9.0, 16, 25, 81])})  # batches 1, 3
     calls = tmp_path / "calls.jsonl"
     mp.spawn(_rank_main, args=(2, str(tmp_path / "init"), str(tmp_path / "cache"), str(calls)),
              nprocs=2, join=True)
     assert [json.loads(line) for line in calls.read_text().splitlines()] == [[0, 2]]
     single = sharded_get_or_compute(
-        FeatureCache(tmp_path / "single"), {"squares": {"what": "squares"}}, loader,
+        FeatureCache(tmp_path / "single"), {"squares": SQUARES}, loader,
         lambda part, positions: _square_rows(part, positions, tmp_path / "single.jsonl"),
         SINGLE)
-    merged = cache.load({"what": "squares"})
+    merged = cache.load(SQUARES)
     assert torch.equal(merged["value"], single["squares"]["value"])
     assert not cache.path(shard_of_rank_1).exists()  # merged shards are removed
 

@@ -215,20 +215,6 @@ def test_paired_differences_pair_the_same_images_per_setting() -> None:
     assert whitebox["n"] == 4 and whitebox["diff"] == 0  # paired on the sample only
 
 
-def test_cache_keys_carry_the_code_version(tmp_path: Path, monkeypatch) -> None:
-    """A change to the code that computes tensors gets new keys; docstrings and comments
-    do not count as code."""
-    import ctxfusion.features as features
-
-    assert features._code_only('"""one"""\nx = 1  # note\n') == features._code_only(
-        '"""two"""\nx = 1\n')
-    assert features._code_only("x = 1\n") != features._code_only("x = 2\n")
-    cache = features.FeatureCache(tmp_path)
-    before = cache.path({"what": "features"})
-    monkeypatch.setattr(features, "code_version", lambda: "another")
-    assert cache.path({"what": "features"}) != before
-
-
 def test_cli_run_prints_the_claims_and_writes_them(tmp_path: Path, monkeypatch,
                                                    capsys: pytest.CaptureFixture) -> None:
     from ctxfusion.cli import main

@@ -21,7 +21,8 @@ from ctxfusion.features import (
 from ctxfusion.perturb.views import make_view
 
 DESCRIPTION = {"stream": "tiny-conv", "weights_sha256": "ab" * 32, "split": "test",
-               "image_size": 16, "view": "full", "perturbation": {"kind": "blur", "level": 5.0}}
+               "image_size": 16, "view": "full", "perturbation": {"kind": "blur", "level": 5.0},
+               "versions": {"features": 1, "blur": 1}}
 
 
 class CountingStream(nn.Module):

@@ -200,7 +200,7 @@ def merge_shards(shards: Mapping[int, Tensors], batches: Sequence[Sequence[int]]
 def _shard_description(description: Mapping, rank: int, world_size: int,
                        batch_size: int | None) -> dict:
     return {"shard_of": dict(description), "rank": rank, "world_size": world_size,
-            "batch_size": batch_size}
+            "batch_size": batch_size, "versions": dict(description.get("versions", {}))}
 
 
 def sharded_get_or_compute(

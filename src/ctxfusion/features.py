@@ -6,9 +6,10 @@ The description is any JSON-able dict that pins that content: stream name and
 ``weights_sha256``, manifest sha256, split, subset, image size, view, perturbation kind and
 level, and the :func:`module_digest` of the model that crafted an attack. Streams enter a
 description through :func:`stream_identity` (the digest of every weight and buffer, so a
-changed normalisation or a fine-tuned backbone is another stream), and the cache adds
-:func:`code_version` to every description, so a change to the code that computes tensors
-(preprocessing, blur, attacks, training) never reuses tensors of the old code.
+changed normalisation or a fine-tuned backbone is another stream), and every description
+carries the explicit versions of the computations that made its tensors
+(:mod:`ctxfusion.versioning`): a change that alters an output bumps its version and never
+reuses tensors of the old code, while a refactor that leaves outputs equal keeps the cache.
 
 A cache file is trusted only if it loads, carries this format, the same canonical
 description, and a sha256 of its tensors that matches; anything else (a truncated file from a
@@ -19,8 +20,6 @@ Writes are atomic (``ctxfusion.io.atomic_save_tensors``), so a crash leaves at m
 
 from __future__ import annotations
 
-import ast
-import functools
 import hashlib
 import json
 import os
@@ -37,8 +36,12 @@ from .distributed import SINGLE, Group, must_load, sharded_get_or_compute
 from .errors import ConfigError, DataError
 from .execution import Execution
 from .io import atomic_save_tensors
+from .versioning import computation
 
 FORMAT = "ctxfusion-features/1"
+#: the layout of a cache key; 2: the versions of the computations inside the description
+#: (1 was a hash over the source of whole modules)
+KEY_LAYOUT = 2
 TENSOR_KEYS = ("features", "labels", "ids")
 
 Perturb = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
@@ -88,44 +91,12 @@ def module_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-#: package folders and modules whose code computes cached tensors (features, perturbed
-#: images, trained or fine-tuned weights, attack outcomes); orchestration, configs and
-#: reports are left out, so editing them keeps the cache
-TENSOR_CODE = ("streams", "scenes", "perturb", "data", "features.py", "execution.py",
-               "models.py", "train.py", "numpy_pickle.py", "experiments/sweeps.py",
-               "experiments/attack_steps.py", "experiments/corruption_steps.py",
-               "experiments/fusion_steps.py", "experiments/finetune.py")
-
-
-def _code_only(source: str) -> str:
-    """The syntax tree of ``source`` without docstrings: comments, docstrings and layout
-    do not change a tensor, so editing them keeps the cache."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """sha256 over the code of every ctxfusion module that computes a cached tensor.
-
-    Hashing the code, not a hand-bumped number, means no one has to remember to bump it:
-    any change to preprocessing, blur, attacks or training invalidates the tensors it made.
-    """
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        relative = path.relative_to(package)
-        if relative.parts[0] not in TENSOR_CODE and relative.as_posix() not in TENSOR_CODE:
-            continue
-        digest.update(f"{relative.as_posix()}|".encode())
-        digest.update(_code_only(path.read_text(encoding="utf-8")).encode())
-    return digest.hexdigest()[:16]
+#: the version of feature extraction: image decoding and resizing (``data/``), the streams'
+#: preprocessing and forward passes (``streams/``, ``scenes/`` streams), number format and layout
+#: (``execution.py``) and :func:`extract_features` itself. Every cached tensor depends on it.
+FEATURES = computation(
+    "features", 1, "image loading and resizing, stream preprocessing and forward passes, "
+    "feature extraction (data/, streams/, execution.py, features.py)")
 
 
 def stream_identity(stream: nn.Module) -> dict:
@@ -151,7 +122,14 @@ class FeatureCache:
 
     @staticmethod
     def _versioned(description: Mapping) -> dict:
-        return {"code": code_version(), "what": dict(description)}
+        """The key's content: every description names the versions of the computations that
+        made its tensors (:func:`ctxfusion.versioning.versioned`), so no tensor of an older
+        computation is ever found under a newer key."""
+        if not description.get("versions"):
+            raise ValueError(
+                "a feature-cache description must carry the versions of the computations that "
+                f"make its tensors (ctxfusion.versioning.versioned); got {dict(description)!r}")
+        return {"layout": KEY_LAYOUT, "what": dict(description)}
 
     def path(self, description: Mapping) -> Path:
         """Where the features for ``description`` (under this code version) live."""

@@ -23,6 +23,17 @@ from .errors import ConfigError, DataError
 from .models import FusionClassifier, LinearHead, alpha_regularised_loss
 from .perturb.attacks import Eps, fgsm_sweep
 from .schema.rows import ALPHA_REDUCTIONS
+from .versioning import computation
+
+#: the version of :func:`train_linear_head` (every linear head: fg, bg, joint, the alpha
+#: heads, the held-out heads and the heads inside the fusion methods)
+HEAD_TRAINING = computation("head_training", 1, "linear-head training (train_linear_head, "
+                            "alpha_regularised_loss)")
+#: the version of :func:`finetune_classifier` (fine-tuned backbones are cached by it)
+FINETUNING = computation("finetune", 1, "fine-tuning a stream end to end (finetune_classifier)")
+#: the version of :func:`adversarial_retrain` (retrained heads and backbones are cached by it)
+ADVERSARIAL_RETRAINING = computation("advtrain", 1, "FGSM adversarial retraining "
+                                     "(adversarial_retrain)")
 
 
 def _check_features(features: Sequence[torch.Tensor], labels: torch.Tensor,

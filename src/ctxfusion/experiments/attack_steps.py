@@ -21,12 +21,13 @@ from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import ClassifierSpec, SubsetData, Trial, head_correct
 from ctxfusion.experiments.heads import stratified_sample as _stratified
 from ctxfusion.experiments.sweeps import SplitData, fgsm_sweep_features, rows_digest
-from ctxfusion.features import module_digest
+from ctxfusion.features import FEATURES, module_digest
 from ctxfusion.models import FusionClassifier, LinearHead
-from ctxfusion.perturb.attacks import attack_class, eps_to_pixel, make_attack
-from ctxfusion.perturb.regions import attack_in_region, region_mask
+from ctxfusion.perturb.attacks import FGSM, attack_class, eps_to_pixel, make_attack
+from ctxfusion.perturb.regions import REGION_MASKS, attack_in_region, region_mask
 from ctxfusion.roles import advtrain_name
-from ctxfusion.train import adversarial_retrain
+from ctxfusion.train import ADVERSARIAL_RETRAINING, adversarial_retrain
+from ctxfusion.versioning import versioned
 
 
 def advtrained(ctx: RunContext, trial: Trial) -> str | None:
@@ -178,12 +179,12 @@ def advtrain_head(ctx: RunContext, dataset: str, train: SplitData, trial: Trial)
     data = trial.train
     if cfg.max_train_images is not None:
         data = _stratified(data, cfg.max_train_images, trial.seed)
-    description = {
+    description = versioned({
         "kind": "advtrain", "train": train.digest, "rows": rows_digest(data.rows),
         "init": module_digest(base_head), "settings": vars(cfg), "eps": eps.tolist(),
         "stream": ctx.identity(stream), "seed": trial.seed,
         "execution": ctx.execution.describe(),
-    }
+    }, FEATURES, FGSM, ADVERSARIAL_RETRAINING)
 
     def compute() -> dict[str, torch.Tensor]:
         retrained = adversarial_retrain(
@@ -294,6 +295,8 @@ def attack_outcomes(ctx: RunContext, trial: Trial, test: SplitData, data: Subset
     masked = region != "image" or threat != "whitebox"
     if masked:  # the white-box image-region caches keep the key they had before regions
         description["region"] = region
+    description = versioned(description, FEATURES, attack_class(name).computation,
+                            *([REGION_MASKS] if masked else []))
 
     def compute(part: DataLoader, positions: list[int] | None) -> dict[str, dict]:
         return {"attack": {"correct": _attack_correct(

@@ -13,8 +13,8 @@ from ctxfusion.experiments.attack_steps import _stream_view, usable_regions
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import SubsetData, Trial, head_correct, stratified_sample
 from ctxfusion.experiments.sweeps import SplitData, perturbed_row_features
-from ctxfusion.perturb.corruptions import corrupt
-from ctxfusion.perturb.regions import region_mask
+from ctxfusion.perturb.corruptions import CORRUPTION, corrupt
+from ctxfusion.perturb.regions import REGION_MASKS, region_mask
 
 
 def corruption_sample(ctx: RunContext, trial: Trial) -> SubsetData:
@@ -50,7 +50,8 @@ def corruption_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial
                 ctx, test, data.rows, data.labels,
                 {"kind": "corruption", "name": name, "region": region,
                  "severities": severities, "seed": ctx.config.seed},
-                craft, pairs, desc=f"{dataset}/{trial.subset} {name} ({region})")
+                craft, pairs, desc=f"{dataset}/{trial.subset} {name} ({region})",
+                computations=(CORRUPTION, REGION_MASKS))
             for severity, features in zip(severities, per_severity, strict=True):
                 for spec in trial.specs:
                     ctx.recorder.add_result(

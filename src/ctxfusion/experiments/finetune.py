@@ -19,8 +19,10 @@ from ctxfusion.distributed import (
 )
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.sweeps import SplitData
+from ctxfusion.features import FEATURES
 from ctxfusion.streams import Stream
-from ctxfusion.train import finetune_classifier
+from ctxfusion.train import FINETUNING, finetune_classifier
+from ctxfusion.versioning import versioned
 
 
 def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Stream:
@@ -36,6 +38,7 @@ def finetuned_stream(ctx: RunContext, train: SplitData, num_classes: int) -> Str
     data_parallel = ctx.group.sharded and cfg.distributed
     if data_parallel:  # DDP weights differ from one process's within float error
         description["data_parallel_ranks"] = ctx.group.world_size
+    description = versioned(description, FEATURES, FINETUNING)
 
     def compute() -> dict:
         if ctx.group.is_main:

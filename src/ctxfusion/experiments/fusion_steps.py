@@ -40,7 +40,7 @@ from ctxfusion.experiments.sweeps import (
     perturbed_row_features,
 )
 from ctxfusion.fusion.methods import Optimisation, Perturbed, TrainingSet, fit_methods
-from ctxfusion.perturb.blur import blur_inside_boxes
+from ctxfusion.perturb.blur import BLUR, blur_inside_boxes
 from ctxfusion.roles import fusion_name, heldout_name
 
 Features = dict[str, torch.Tensor]
@@ -123,7 +123,8 @@ def _blurred_sample(ctx: RunContext, train: SplitData, sample: SubsetData,
     return perturbed_row_features(
         ctx, train, sample.rows, sample.labels,
         {"kind": "blur", "sigmas": list(sigmas), "mode": mode}, craft,
-        {key: views[key] for key in inputs}, desc="fusion: blurred training images")
+        {key: views[key] for key in inputs}, desc="fusion: blurred training images",
+        computations=(BLUR,))
 
 
 def _attacked_sample(ctx: RunContext, dataset: str, train: SplitData, trial: Trial,

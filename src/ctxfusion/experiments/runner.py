@@ -46,6 +46,7 @@ from ctxfusion.paths import expand_path, home_dir
 from ctxfusion.perturb.attacks import attack_class
 from ctxfusion.roles import advtrain_name, fusion_name
 from ctxfusion.schema import RunPaths, WeightRow
+from ctxfusion.versioning import registered_versions
 
 
 def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
@@ -184,6 +185,7 @@ def _start(ctx: RunContext, cache_root: Path) -> None:
     recorder.info.update({
         "config_path": config.source_path,
         "versions": package_versions(),
+        "computations": registered_versions(),
         "device": describe_device(ctx.device),
         "seed": config.seed,
         "repeats": config.repeats,

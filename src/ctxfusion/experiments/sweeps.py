@@ -17,10 +17,12 @@ from tqdm import tqdm
 
 from ctxfusion.distributed import must_load, sharded_get_or_compute
 from ctxfusion.experiments.context import RunContext
-from ctxfusion.features import cached_extract, module_digest, tensors_digest
-from ctxfusion.perturb.attacks import fgsm_sweep
-from ctxfusion.perturb.blur import blur_inside_boxes
-from ctxfusion.perturb.regions import region_mask
+from ctxfusion.features import FEATURES, cached_extract, module_digest, tensors_digest
+from ctxfusion.perturb.attacks import FGSM, fgsm_sweep
+from ctxfusion.perturb.blur import BLUR, blur_inside_boxes
+from ctxfusion.perturb.regions import REGION_MASKS, region_mask
+from ctxfusion.perturb.views import STREAM_VIEWS
+from ctxfusion.versioning import Computation, versioned
 
 Perturb = Callable[[torch.Tensor, torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
@@ -91,13 +93,15 @@ def split_features(
     perturbation: dict,
     perturb: Perturb | None = None,
     desc: str = "",
+    computations: Sequence[Computation] = (),
 ) -> dict[str, torch.Tensor]:
     """Features of every stream-view on ``split`` (perturbed by ``perturb``), each cached on
-    its own, so adding a view or a stream recomputes only that one."""
+    its own, so adding a view or a stream recomputes only that one. ``computations``: the
+    versioned computations of ``perturb`` (feature extraction and views are always named)."""
     pairs = ctx.stream_views()
     descriptions = {
-        key: {"split": split.digest, "stream": _description(ctx, key, stream),
-              "perturbation": perturbation}
+        key: versioned({"split": split.digest, "stream": _description(ctx, key, stream),
+                        "perturbation": perturbation}, FEATURES, STREAM_VIEWS, *computations)
         for key, (stream, _) in pairs.items()
     }
     features, _, _ = cached_extract(
@@ -114,7 +118,7 @@ def blurred_features(ctx: RunContext, split: SplitData, sigma: float) -> dict[st
     return split_features(
         ctx, split, {"kind": "blur", "sigma": sigma, "mode": mode},
         perturb=lambda images, labels, boxes: blur_inside_boxes(images, boxes, sigma, mode=mode),
-        desc=f"blur sigma={sigma:g}",
+        desc=f"blur sigma={sigma:g}", computations=(BLUR,),
     )
 
 
@@ -158,8 +162,9 @@ def fgsm_sweep_features(
                           max_batch=ctx.config.gradient_batch_size,
                           boxes=boxes if has_views else None, mask=mask)
 
+    computations = (FGSM,) if region == "image" else (FGSM, REGION_MASKS)
     return perturbed_row_features(ctx, split, rows, labels, perturbation, craft, pairs,
-                                  desc=desc or "fgsm")
+                                  desc=desc or "fgsm", computations=computations)
 
 
 #: ``craft(images, labels, boxes, position) -> [perturbed images, ...]`` for one batch (at
@@ -176,18 +181,22 @@ def perturbed_row_features(
     craft: Craft,
     pairs: Mapping[str, tuple[nn.Module, Callable]],
     desc: str = "",
+    computations: Sequence[Computation] = (),
 ) -> list[dict[str, torch.Tensor]]:
     """Features of the stream-views ``pairs`` on each of the perturbed versions that
     ``craft`` makes of every batch of ``rows`` (an FGSM sweep: one per eps; a corruption: one
     per severity). Cached under ``perturbation`` (what decides the perturbed images), the
-    split, the rows and the streams; sharded by whole batches across the ranks of a run."""
+    versions of ``computations`` (what ``craft`` runs), the split, the rows and the streams;
+    sharded by whole batches across the ranks of a run."""
+    if not computations:
+        raise ValueError("perturbed_row_features needs the versioned computations of craft")
     keys = sorted(pairs)
-    description = {
+    description = versioned({
         "split": split.digest,
         "rows": rows_digest(rows),
         "streams": {key: _description(ctx, key, stream) for key, (stream, _) in pairs.items()},
         "perturbation": perturbation,
-    }
+    }, FEATURES, STREAM_VIEWS, *computations)
 
     def compute(loader: DataLoader, positions: list[int] | None) -> dict[str, dict]:
         parts: dict[str, list[torch.Tensor]] = {}

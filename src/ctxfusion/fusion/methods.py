@@ -13,6 +13,20 @@ from torch import nn
 from ctxfusion.fusion.heads import ExpertFusion, GatedFusion, drop_streams
 from ctxfusion.models import LinearHead
 from ctxfusion.train import train_linear_head
+from ctxfusion.versioning import computation
+
+#: the version of each robust fusion method (its training and its forward pass); each also
+#: depends on ``head_training`` (:data:`ctxfusion.train.HEAD_TRAINING`)
+METHOD_VERSIONS = {
+    name: computation(f"fusion.{name}", 1, what) for name, what in (
+        ("dropout", "linear head trained with stream dropout (fusion/methods.py, heads.py)"),
+        ("blurtrain", "linear head trained on clean and blurred training features"),
+        ("fgsmtrain", "linear head trained on clean and FGSM training features"),
+        ("poe", "product of per-stream linear experts (fusion/heads.py)"),
+        ("confidence", "per-stream experts weighted by their confidence (fusion/heads.py)"),
+        ("gate", "learned gate over frozen per-stream experts (fusion/heads.py)"),
+    )
+}
 
 #: one perturbed version of training images: per-stream features and their labels
 Perturbed = tuple[list[torch.Tensor], torch.Tensor]

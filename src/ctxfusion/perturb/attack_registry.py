@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..versioning import REGISTRY, Computation, computation
 
 AttackFn = Callable[[Any, Any], Any]
 
@@ -60,13 +61,17 @@ class Attack:
     ``iterative``: an iterative white-box attack, valid in ``whitebox.attacks`` (``fgsm`` is
     run by the one-gradient FGSM sweep instead). ``maskable``: it can be restricted to a
     threat region (:func:`ctxfusion.perturb.regions.attack_in_region`): every call of the
-    model sees the whole batch it was given.
+    model sees the whole batch it was given. ``version``: the version of what the attack
+    computes (bump it when a change alters its adversarial images); registering declares the
+    computation ``attack.<name>`` (:mod:`ctxfusion.versioning`), which keys its cached outcomes.
     """
 
     name: ClassVar[str] = ""
     iterative: ClassVar[bool] = False
     maskable: ClassVar[bool] = True
     settings: ClassVar[dict[str, Setting]] = {}
+    version: ClassVar[int] = 1
+    computation: ClassVar[Computation]
 
     @classmethod
     def check(cls, settings: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +110,8 @@ def register_attack(name: str) -> Callable[[type[Attack]], type[Attack]]:
         if name in _ATTACKS:
             raise ValueError(f"attack {name!r} is already registered")
         cls.name = name
+        summary = (cls.__doc__ or name).strip().splitlines()[0]
+        cls.computation = computation(f"attack.{name}", cls.version, summary)
         _ATTACKS[name] = cls
         return cls
 
@@ -114,6 +121,7 @@ def register_attack(name: str) -> Callable[[type[Attack]], type[Attack]]:
 def unregister_attack(name: str) -> None:
     """Remove a registered attack (tests register toy ones)."""
     _ATTACKS.pop(name, None)
+    REGISTRY.pop(f"attack.{name}", None)
 
 
 def attack_class(name: str) -> type[Attack]:

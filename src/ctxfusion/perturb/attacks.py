@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..versioning import computation
 from .attack_registry import (
     ATTACKS,
     ITERATIVE_ATTACKS,
@@ -41,6 +42,10 @@ __all__ = ["ATTACKS", "EPS_SPACES", "ITERATIVE_ATTACKS", "Attack", "AttackFn", "
            "make_attack", "register_attack", "unregister_attack"]
 
 Eps = float | torch.Tensor
+
+#: the version of the one-gradient FGSM (:func:`fgsm_direction`, :func:`fgsm_sweep`): the images
+#: of every FGSM sweep, of adversarial retraining and of the FGSM-trained fusion head
+FGSM = computation("fgsm", 1, "one-gradient FGSM sweep (fgsm_direction, fgsm_sweep)")
 
 
 def fgsm_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,

@@ -28,9 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
+from ..versioning import computation
 
 PADDING_MODES = ("reflect", "mirror")
 BLUR_MODES = ("image", "crop")
+
+#: the version of the blur inside the boxes (kernel, padding, box masks, both modes)
+BLUR = computation("blur", 1, "Gaussian blur inside the object boxes (perturb/blur.py)")
 
 
 def gaussian_kernel1d(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..versioning import computation
 
 CORRUPTIONS: tuple[str, ...] = (
     "gaussian_blur",
@@ -28,6 +29,10 @@ CORRUPTIONS: tuple[str, ...] = (
 )
 SEVERITIES: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
 MIN_SIDE = 32  # imagecorruptions refuses images narrower or shorter than 32 pixels
+
+#: the version of the corruptions (every name and severity, masks and seeding)
+CORRUPTION = computation("corruptions", 1, "ImageNet-C corruptions inside a region "
+                         "(perturb/corruptions.py)")
 
 
 def _check_args(images: torch.Tensor, name: str, severity: int, seed: int) -> None:

@@ -22,7 +22,12 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..schema import REGIONS
+from ..versioning import computation
 from .blur import boxes_mask
+
+#: the version of the threat-region masks and of restricting an attack to a region
+REGION_MASKS = computation("regions", 1, "threat-region masks and attacks restricted to "
+                           "a region (perturb/regions.py)")
 
 
 def check_region(region: str) -> str:

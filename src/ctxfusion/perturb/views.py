@@ -25,9 +25,13 @@ import torch
 from torchvision.ops import roi_align
 
 from ..errors import ConfigError
+from ..versioning import computation
 from .blur import _check_boxes, boxes_mask
 
 CONTEXT_FALLBACK_FILL = 0.5
+
+#: the version of the stream views (what part of the image each stream sees)
+STREAM_VIEWS = computation("views", 1, "stream views: full, context, object (perturb/views.py)")
 
 View = Callable[[torch.Tensor, Sequence[torch.Tensor] | None], torch.Tensor]
 

@@ -208,6 +208,8 @@ class RunInfo:
     error: str | None = None  # the message that ended a failed or interrupted run
     config_path: str | None = field(default=None, metadata=KEEP_NULL)
     versions: dict[str, str] = field(default_factory=dict)  # package -> version
+    # computation -> its version (ctxfusion.versioning); None: a run older than the versions
+    computations: dict[str, int] | None = None
     device: str | None = None
     seed: int | None = None
     repeats: int | None = None
