@@ -6,8 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# The documentation toolchain lives in its own venv: mkdocs-material needs requests>=2.30,
+# torchattacks pins requests~=2.25.1. docs/requirements.txt pins every package of it.
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs
 
-.PHONY: demo test lint bench clean golden
+.PHONY: demo test lint bench clean golden docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,21 +26,34 @@ $(TEST_STAMP): pyproject.toml requirements-lock.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c requirements-lock.txt -e '.[test]'
 	touch $(STAMP) $(TEST_STAMP)
 
+$(DOCS_VENV)/bin/python:
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install --quiet --upgrade pip
+
+$(DOCS_STAMP): docs/requirements.txt | $(DOCS_VENV)/bin/python
+	$(DOCS_VENV)/bin/pip install --quiet -r docs/requirements.txt
+	touch $(DOCS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/ctxfusion run configs/demo.yaml --out runs/demo
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(DOCS_STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(MKDOCS) build --strict --site-dir site
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
+# The documentation site (mkdocs.yml), offline once .venv-docs exists, into site/.
+docs: $(DOCS_STAMP)
+	$(MKDOCS) build --strict --site-dir site
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs $(DOCS_VENV) site
 
 # Rewrite the golden references whose computation version was bumped (tests/golden/golden.py).
 golden: $(TEST_STAMP)
