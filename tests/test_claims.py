@@ -11,7 +11,7 @@ import pytest
 
 from ctxfusion import cli
 from ctxfusion.report.claims import evaluate_run, render_markdown
-from ctxfusion.report.html import build_report
+from ctxfusion.report.layout import build_report
 from ctxfusion.schema import (
     CLAIM_COLUMNS,
     DIFFERENCE_COLUMNS,

@@ -132,9 +132,9 @@ def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs,
 def test_report_cells_show_the_results(small_runs) -> None:
     """Every accuracy of results.csv is in its own cell of the report's tables (parsed by
     row attributes and level, not searched for anywhere in a page full of base64)."""
-    from ctxfusion.report.html import format_accuracy, format_level
     from ctxfusion.report.rundir import read_results
     from ctxfusion.report.select import is_standard
+    from ctxfusion.report.tables import format_accuracy, format_level
     from test_report import _Tables
 
     run, _, _ = small_runs

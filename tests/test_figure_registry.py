@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ctxfusion.report import figure_base
 from ctxfusion.report.figure_base import FigureBuilder, dataset_figure, plt, run_figure
-from ctxfusion.report.figures import render_figures
+from ctxfusion.report.layout import render_figures
 from test_report import make_run_dir
 
 
@@ -45,7 +45,7 @@ def test_whitebox_figure_compares_transfer_with_each_classifier_on_itself(tmp_pa
     import shutil
 
     from ctxfusion.report.figure_base import FigureBuilder
-    from ctxfusion.report.figures_extra import whitebox_figure
+    from ctxfusion.report.paper.extra import whitebox_figure
     from ctxfusion.report.rundir import load_run
 
     example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "offline-tinyimagenet"

@@ -16,10 +16,9 @@ import pytest
 from ctxfusion.cli import main as cli_main
 from ctxfusion.report import build_report, load_run, render_figures
 from ctxfusion.report.claims import evaluate_run
-from ctxfusion.report.figures_fusion import frontier
-from ctxfusion.report.fusion_markdown import fusion_markdown
-from ctxfusion.report.select import is_fusion_classifier, paper_view, without_fusion
-from ctxfusion.report.select_fusion import (
+from ctxfusion.report.fusion.figures import frontier
+from ctxfusion.report.fusion.markdown import fusion_markdown
+from ctxfusion.report.fusion.select import (
     BETTER,
     NO_DIFFERENCE,
     WORSE,
@@ -28,6 +27,7 @@ from ctxfusion.report.select_fusion import (
     fusion_table,
     fusion_tables,
 )
+from ctxfusion.report.select import is_fusion_classifier, paper_view, without_fusion
 from ctxfusion.schema import DifferenceRow, ResultRow, csv_text, wilson
 
 CLASSES = [f"c{k}" for k in range(8)]

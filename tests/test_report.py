@@ -16,8 +16,8 @@ from PIL import Image
 from ctxfusion import cli
 from ctxfusion.errors import DataError
 from ctxfusion.report import build_report, classifier_style, load_run, make_figures
-from ctxfusion.report.html import format_accuracy, format_level
 from ctxfusion.report.style import ClassifierName, Palette, parse_classifier
+from ctxfusion.report.tables import format_accuracy, format_level
 from ctxfusion.schema import DIFFERENCE_COLUMNS, RESULT_COLUMNS, WEIGHT_COLUMNS, infer_threat
 from ctxfusion.stats import wilson_interval
 

@@ -13,17 +13,27 @@ from PIL import Image
 
 from ctxfusion.report import build_report, load_run, render_figures
 from ctxfusion.report.claims import evaluate_run
-from ctxfusion.report.figures_extra import whitebox_panels
-from ctxfusion.report.html import render_html
-from ctxfusion.report.html_robustness import SECTIONS, lead_sentence
-from ctxfusion.report.sanity import FAIL, NOT_RUN, PASS, Check, sanity_checks, summary
+from ctxfusion.report.layout import render_html
+from ctxfusion.report.paper.extra import whitebox_panels
+from ctxfusion.report.robustness.html import TITLES, lead_sentence
+from ctxfusion.report.sanity import (
+    ANCHOR as SANITY,
+)
+from ctxfusion.report.sanity import (
+    FAIL,
+    NOT_RUN,
+    PASS,
+    Check,
+    sanity_checks,
+    summary,
+)
 from ctxfusion.report.select import by_seed, curves, paper_view
 from ctxfusion.report.tables import format_accuracy
 from ctxfusion.schema import DifferenceRow, ResultRow, csv_text, infer_threat, wilson
 
 CLASSES = [f"c{k}" for k in range(10)]
 CORRUPTIONS = ("fog", "contrast")
-ROBUST_IDS = list(SECTIONS)
+ROBUST_IDS = [*TITLES, SANITY]
 
 
 def row(classifier: str, perturbation: str, level: float, accuracy: float, *, source: str = "",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ctxfusion.report.fusion_markdown import fusion_markdown
+from ctxfusion.report.fusion.markdown import fusion_markdown
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

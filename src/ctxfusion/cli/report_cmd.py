@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ctxfusion.errors import DataError
-from ctxfusion.report.html import build_report
+from ctxfusion.report.layout import build_report
 from ctxfusion.report.rundir import load_run, read_run_info
 from ctxfusion.schema import RunPaths
 

@@ -1,7 +1,13 @@
-"""Figures (matplotlib) and the self-contained HTML report of a run directory."""
+"""Figures (matplotlib) and the self-contained HTML report of a run directory.
 
-from ctxfusion.report.figures import FigureSet, make_figures, render_figures
-from ctxfusion.report.html import build_report
+Layers, each importing only those below it: shared helpers (rundir, style, select, grouping,
+diffs, figure_base, markup, tables); the sections (metadata, claims, paper, robustness,
+sanity, fusion); :mod:`.layout` (the ordered sections, :func:`build_report`). This package
+only re-exports.
+"""
+
+from ctxfusion.report.figure_base import FigureSet
+from ctxfusion.report.layout import build_report, make_figures, render_figures, render_html
 from ctxfusion.report.rundir import RunData, load_run
 from ctxfusion.report.style import Palette, classifier_style, parse_classifier
 
@@ -15,4 +21,5 @@ __all__ = [
     "make_figures",
     "parse_classifier",
     "render_figures",
+    "render_html",
 ]

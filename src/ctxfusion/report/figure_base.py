@@ -2,9 +2,9 @@
 skipped, the curve plotting, the labels, and the figure registry.
 
 Adding a figure: write a function ``draw(builder, dataset)`` (or ``draw(builder)`` for a
-figure over the whole run) in a ``report/figures_*.py`` module, decorate it with
-:func:`dataset_figure` (or :func:`run_figure`) and an ``order`` (its place in the report:
-the paper's figure number), and import the module in :mod:`ctxfusion.report.figures`. The
+figure over the whole run) in its section's module, decorate it with :func:`dataset_figure`
+(or :func:`run_figure`) and an ``order`` (its place in the report: the paper's figure number);
+importing the section (:data:`ctxfusion.report.layout.SECTIONS`) registers it. The
 function calls ``builder.add(fig, id, dataset, caption)`` when the run has the data, else
 ``builder.skip(id, dataset, reason)``. Every accuracy curve is the mean over seeds with a
 shaded 95 % band (:data:`BAND_ONE_SEED`, :data:`BAND_SEEDS`).
@@ -85,6 +85,18 @@ def band_note(drawn: dict[str, list[Point]]) -> str:
     return BAND_ONE_SEED if seeds <= 1 else BAND_SEEDS.format(k=seeds)
 
 
+def interval_note(seeds: int) -> str:
+    """The end of a scatter figure's caption: what its error bars show."""
+    return "Error bars: 95 % Wilson intervals" + (
+        f" (means over {seeds} seeds of the per-seed bounds)." if seeds > 1 else ".")
+
+
+def chance_line(ax: plt.Axes, chance: float | None) -> None:
+    """The chance level as a dotted line labelled ``chance (1/k)`` (None: nothing)."""
+    if chance is not None:
+        ax.axhline(chance, label=f"chance (1/{round(1 / chance)})", **CHANCE_STYLE)
+
+
 def plot_points(ax: plt.Axes, name: str, pts: list[Point], palette: Palette,
                 label: str | None = None, marker: str | None = None) -> None:
     """One classifier's curve: the mean line, a band for the interval, seed spread bars."""
@@ -107,8 +119,7 @@ def plot_curves(ax: plt.Axes, drawn: dict[str, list[Point]], palette: Palette,
                  labels: dict[str, str] | None = None) -> None:
     for name, pts in drawn.items():
         plot_points(ax, name, pts, palette, (labels or {}).get(name))
-    if chance is not None:
-        ax.axhline(chance, label=f"chance (1/{round(1 / chance)})", **CHANCE_STYLE)
+    chance_line(ax, chance)
     ax.set_xlabel(xlabel)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
     ax.set_ylabel(ACC_LABEL)

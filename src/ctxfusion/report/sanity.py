@@ -1,4 +1,5 @@
-"""Sanity checks of a run's robustness figures, from results.csv and run.json.
+"""The "Sanity checks" section of report.html: checks of a run's robustness figures, from
+results.csv and run.json, failing ones in red.
 
 :func:`sanity_checks` returns one :class:`Check` per check and place (dataset/subset, attack,
 region, ...), each ``pass``, ``fail`` or ``not run``:
@@ -24,12 +25,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ctxfusion.report.grouping import Key, points
+from ctxfusion.report.markup import esc
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.select import UNBOUNDED_EPS, Point
-from ctxfusion.report.select_robustness import Key, points
 from ctxfusion.schema import ResultRow
 
+ANCHOR, TITLE = "sanity", "Sanity checks"
 PASS, FAIL, NOT_RUN = "pass", "fail", "not run"
+STATUS_CLASS = {PASS: "pass", FAIL: "fail", NOT_RUN: "notrun"}
 #: accuracy an unbounded attack must reach at most
 UNBOUNDED_MAX_ACCURACY = 0.05
 #: share of images whose input gradient must be non-zero
@@ -252,3 +256,26 @@ def summary(checks: list[Check]) -> str:
     not_run = sum(c.status == NOT_RUN for c in checks)
     return (f"{failed} of {len(checks)} checks failed"
             + (f" ({not_run} not run)" if not_run else ""))
+
+
+def present(run: RunData) -> bool:
+    """Whether the run has attack rows or run.json ``sanity`` (the section is shown)."""
+    return any(r.threat != "none" for r in run.results) or bool(run.info.extra.get("sanity"))
+
+
+def sanity_section(run: RunData) -> str:
+    """The section (``run``: every row), or empty when :func:`present` is false."""
+    if not present(run):
+        return ""
+    checks = sanity_checks(run)
+    failed = any(c.status == FAIL for c in checks)
+    rows = "".join(
+        f"<tr class='{STATUS_CLASS[c.status]}' data-check='{esc(c.check)}' "
+        f"data-status='{esc(c.status)}'><td class='k'>{esc(c.title)}</td>"
+        f"<td class='k'>{esc(c.where)}</td><td class='k'><b>{esc(c.status)}</b>: "
+        f"{esc(c.result)}</td><td class='k'>{esc(c.meaning)}</td></tr>" for c in checks)
+    return (f"<h2 id='{ANCHOR}'>{esc(TITLE)}</h2>"
+            f"<p class='{'fail' if failed else 'pass'}' id='sanity-summary'><b>"
+            f"{esc(summary(checks))}</b>.</p><table class='sanity'><tr><th class='k'>check</th>"
+            "<th class='k'>where</th><th class='k'>result</th><th class='k'>what it means</th>"
+            f"</tr>{rows}</table>")

@@ -13,7 +13,7 @@ unbounded sanity attack; the report's robustness sections read the other rows th
 :func:`paper_view` is the run as the paper's figures, tables and claims see it. Neither sees the
 classifiers beyond the paper (:func:`is_fusion_classifier`: robust fusion methods such as
 ``joint-gate`` and classifiers cross-fitted on held-out images such as ``joint-heldout``); only
-the robust fusion section (:mod:`ctxfusion.report.select_fusion`) reads them.
+the robust fusion section (:mod:`ctxfusion.report.fusion`) reads them.
 
 Several seeds (repeats of head training) are averaged: a :class:`Point` holds the mean
 accuracy, the mean of the per-seed Wilson bounds (the band the figures shade) and the spread

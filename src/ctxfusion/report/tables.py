@@ -11,14 +11,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 
-from ctxfusion.report.html_sections import esc
+from ctxfusion.report.grouping import SUBSET_ORDER, BySeed
+from ctxfusion.report.markup import esc
 from ctxfusion.report.select import aggregate, pick
 from ctxfusion.report.style import classifier_sort_key
 from ctxfusion.schema import ResultRow
-
-#: a cell's rows: seed -> row
-BySeed = dict[int, ResultRow]
-SUBSET_ORDER = {"all": 0, "dissimilar": 1, "similar": 2}
 
 
 def format_accuracy(accuracy: float) -> str:

@@ -1,6 +1,6 @@
 """The "Robust fusion (beyond the paper)" section of report.html.
 
-One table per dataset/subset with robust fusion or held-out rows (:mod:`.select_fusion`): per
+One table per dataset/subset with robust fusion or held-out rows (:mod:`.select`): per
 column (clean, blur at sigma*, FGSM transfer and white-box at eps*) the accuracy and, for each
 alpha and method row, the paired difference vs fg and vs the fused classifier, marked better
 or worse only where its interval excludes zero; then figure F. Absent when the run has no such
@@ -10,11 +10,8 @@ rows (older runs). Every value from the run is escaped (:func:`esc`).
 from __future__ import annotations
 
 from ctxfusion.report.figure_base import FigureSet
-from ctxfusion.report.figures_fusion import FUSION
-from ctxfusion.report.html_sections import esc, figure_tag
-from ctxfusion.report.rundir import RunData
-from ctxfusion.report.select import is_fusion_classifier
-from ctxfusion.report.select_fusion import (
+from ctxfusion.report.fusion.figures import FUSION
+from ctxfusion.report.fusion.select import (
     NO_DIFFERENCE,
     DiffCell,
     FusionTable,
@@ -24,7 +21,10 @@ from ctxfusion.report.select_fusion import (
     fusion_places,
     fusion_tables,
 )
-from ctxfusion.report.select_robustness import clean_rows, in_place, regions_of
+from ctxfusion.report.grouping import by_region, clean_rows, in_place, several_experiments
+from ctxfusion.report.markup import esc, figures_with_stem
+from ctxfusion.report.rundir import RunData
+from ctxfusion.report.select import is_fusion_classifier
 from ctxfusion.report.tables import results_table
 from ctxfusion.roles import JOINT
 
@@ -48,11 +48,6 @@ WHITEBOX_NOTE = ("A method counts as robust to white-box attacks only where its 
 def present(run: RunData) -> bool:
     """Whether the run has robust fusion or held-out rows."""
     return bool(fusion_places(run))
-
-
-def fusion_nav(run: RunData) -> str:
-    """`` | <a ...>`` to the section, or empty."""
-    return f" | <a href='#{ANCHOR}'>robust fusion</a>" if present(run) else ""
 
 
 def _diff_td(d: DiffCell | None) -> str:
@@ -93,15 +88,14 @@ def every_row(run: RunData, dataset: str, subset: str) -> str:
     table per perturbation and region, clean beside."""
     mine = [r for r in in_place(run.results, dataset, subset) if is_fusion_classifier(r.classifier)
             and r.perturbation != "none"]
-    several = len({r.experiment for r in run.results}) > 1
+    several = several_experiments(run)
     clean = in_place(clean_rows(run), dataset, subset)
     parts = []
-    for perturbation in dict.fromkeys(r.perturbation for r in mine):
-        for region in regions_of([r for r in mine if r.perturbation == perturbation]):
-            group = [r for r in mine if (r.perturbation, r.region) == (perturbation, region)]
-            parts.append(f"<h4>{esc(perturbation)}, region {esc(region)}</h4>"
-                         + results_table(group, dataset, perturbation, several, clean,
-                                         "fusion rows"))
+    for perturbation, region, group in by_region(
+            mine, list(dict.fromkeys(r.perturbation for r in mine))):
+        parts.append(f"<h4>{esc(perturbation)}, region {esc(region)}</h4>"
+                     + results_table(group, dataset, perturbation, several, clean,
+                                     "fusion rows"))
     if not parts:
         return ""
     return ("<details><summary>every row of these classifiers (blur sigmas, attack eps, "
@@ -128,5 +122,5 @@ def fusion_section(run: RunData, figures: FigureSet) -> str:
         parts.append(f"<h3>{esc(table.dataset)} / {esc(table.subset)}</h3>" + settings
                      + fusion_table_html(table) + every_row(run, table.dataset, table.subset))
         stem = f"{FUSION}_{table.dataset}_{table.subset}"
-        parts += [figure_tag(r) for r in figures.produced if r.path.stem == stem]
+        parts.append(figures_with_stem(figures, stem))
     return "".join(parts)

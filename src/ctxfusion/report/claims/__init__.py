@@ -58,7 +58,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ctxfusion.io import atomic_write_text
-from ctxfusion.report.claims_rules import CLAIMS, NA, RULES, Judge, Verdict, combine
+from ctxfusion.report.claims.rules import CLAIMS, NA, RULES, Judge, Verdict, combine
 from ctxfusion.report.rundir import RunData, load_run
 from ctxfusion.report.select import paper_view
 from ctxfusion.schema import ClaimRow, RunPaths, csv_text

@@ -1,7 +1,7 @@
 """Figure F (beyond the paper): robust fusion methods on the clean / robust trade-off.
 
 ``figF_fusion_<dataset>_<subset>``: x = clean accuracy; left y = accuracy under blur in the
-boxes at sigma*, right y = accuracy under FGSM crafted on fg at eps* (:mod:`.select_fusion`
+boxes at sigma*, right y = accuracy under FGSM crafted on fg at eps* (:mod:`.select`
 chooses both). One point per classifier: fg, bg, joint, the alpha sweep (connected in alpha
 order), each robust fusion method; the held-out family as hollow markers of the same colours.
 Error bars: 95 % intervals in both axes; the upper-right (Pareto) frontier as a step line.
@@ -10,10 +10,17 @@ Drawn only where the run has robust fusion or held-out rows.
 
 from __future__ import annotations
 
-from ctxfusion.report.figure_base import ACC_LABEL, FigureBuilder, dataset_figure, plt
+from ctxfusion.report.figure_base import (
+    ACC_LABEL,
+    FigureBuilder,
+    chance_line,
+    dataset_figure,
+    interval_note,
+    plt,
+)
+from ctxfusion.report.fusion.select import FusionTable, fusion_places, fusion_table
 from ctxfusion.report.select import Point
-from ctxfusion.report.select_fusion import FusionTable, fusion_places, fusion_table
-from ctxfusion.report.style import CHANCE_STYLE, parse_classifier
+from ctxfusion.report.style import parse_classifier
 from ctxfusion.roles import fusion_parts, heldout_base
 
 FUSION = "figF_fusion"
@@ -105,9 +112,7 @@ def _panel(builder: FigureBuilder, ax: plt.Axes, table: FusionTable,
     if edge:
         ax.plot([p[0] for p in edge], [p[1] for p in edge], zorder=2,
                 label="Pareto frontier", **FRONTIER_STYLE)
-    chance = builder.run.chance(table.dataset, table.subset)
-    if chance is not None:
-        ax.axhline(chance, label=f"chance (1/{round(1 / chance)})", **CHANCE_STYLE)
+    chance_line(ax, builder.run.chance(table.dataset, table.subset))
     if not pairs:
         ax.text(0.5, 0.5, "no rows at this level", ha="center", transform=ax.transAxes)
     ax.set_xlabel(f"clean {ACC_LABEL}")
@@ -138,8 +143,7 @@ def fusion_figure(builder: FigureBuilder, dataset: str, subset: str) -> None:
                 f"{eps} (right; pixel space; fg itself white-box). Filled markers: heads "
                 "trained as usual; hollow: cross-fitted on held-out test images (same colour "
                 "as their classifier). The alpha sweep is connected in alpha order; dashed "
-                "steps: the upper-right (Pareto) frontier. Error bars: 95 % Wilson intervals"
-                + (f" (means over {seeds} seeds of the per-seed bounds)." if seeds > 1 else "."),
+                "steps: the upper-right (Pareto) frontier. " + interval_note(seeds),
                 stem)
 
 

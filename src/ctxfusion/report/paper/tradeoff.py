@@ -12,11 +12,13 @@ from __future__ import annotations
 from ctxfusion.report.figure_base import (
     ACC_LABEL,
     FigureBuilder,
+    chance_line,
     dataset_figure,
+    interval_note,
     plt,
 )
 from ctxfusion.report.select import Point, alpha_pair, clean_point, point, reference_eps
-from ctxfusion.report.style import CHANCE_STYLE, classifier_sort_key, parse_classifier
+from ctxfusion.report.style import classifier_sort_key, parse_classifier
 
 SUBSETS = ("all", "dissimilar")
 PANELS = (("transfer", "transfer (crafted on fg)"),
@@ -60,9 +62,7 @@ def _draw_panel(builder: FigureBuilder, ax: plt.Axes, dataset: str, subset: str,
         if pair is not None:
             ax.annotate(pair.label(), (clean.accuracy, attacked.accuracy), fontsize=6,
                         xytext=(4, 3 if k % 2 else -9), textcoords="offset points")
-    chance = builder.run.chance(dataset, subset)
-    if chance is not None:
-        ax.axhline(chance, label=f"chance (1/{round(1 / chance)})", **CHANCE_STYLE)
+    chance_line(ax, builder.run.chance(dataset, subset))
     if not pairs:
         ax.text(0.5, 0.5, "no rows for this threat model", ha="center", transform=ax.transAxes)
     ax.set_xlabel(f"clean {ACC_LABEL}")
@@ -98,8 +98,7 @@ def tradeoff_figure(builder: FigureBuilder, dataset: str, subset: str) -> None:
                 "convention (alpha / N; '~': estimated from run.json's n_train); points are "
                 "connected in alpha order. "
                 "Left: images crafted on fg (transfer); right: each classifier attacked through "
-                "its own gradient (white-box). Error bars: 95 % Wilson intervals"
-                + (f" (means over {seeds} seeds of the per-seed bounds)." if seeds > 1 else "."),
+                "its own gradient (white-box). " + interval_note(seeds),
                 stem)
 
 

@@ -1,6 +1,6 @@
 """The robust fusion table as markdown (for the README): ``ctxfusion fusion-table RUN_DIR``.
 
-The same table as report.html's robust fusion section (:mod:`.select_fusion`): per column the
+The same table as report.html's robust fusion section (:mod:`.select`): per column the
 accuracy in % [95 % interval] and, for each alpha and method row, the paired difference in
 points vs fg and vs the fused classifier with its interval, marked **better** or **worse**
 only where the interval excludes zero.
@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ctxfusion.errors import ConfigError, DataError
-from ctxfusion.report.rundir import RunData, load_run
-from ctxfusion.report.select_fusion import (
+from ctxfusion.report.fusion.select import (
     NO_DIFFERENCE,
     DiffCell,
     FusionTable,
@@ -20,6 +19,7 @@ from ctxfusion.report.select_fusion import (
     format_point,
     fusion_tables,
 )
+from ctxfusion.report.rundir import RunData, load_run
 from ctxfusion.roles import JOINT
 
 

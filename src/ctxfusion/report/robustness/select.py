@@ -19,67 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ctxfusion.report.grouping import BySeed, in_place, middle, ordered, places
 from ctxfusion.report.rundir import RunData
-from ctxfusion.report.select import (
-    Point,
-    aggregate,
-    by_seed,
-    configured_sources,
-    is_corruption,
-    is_unbounded,
-)
-from ctxfusion.report.style import classifier_sort_key
-from ctxfusion.schema import REGIONS, ResultRow
-
-BySeed = dict[int, ResultRow]
-SUBSET_ORDER = {"all": 0, "dissimilar": 1, "similar": 2}
-#: a results.csv row's identity without its seed
-Key = tuple[str, str, str, str, str, str, str, float]
-
-
-def row_key(r: ResultRow) -> Key:
-    """(dataset, subset, classifier, source, threat, perturbation, region, level)."""
-    return (r.dataset, r.subset, r.classifier, r.source, r.threat, r.perturbation, r.region,
-            r.level)
-
-
-def points(rows: list[ResultRow]) -> dict[Key, Point]:
-    """Every row key with its accuracy averaged over seeds."""
-    grouped: dict[Key, list[ResultRow]] = {}
-    for r in rows:
-        grouped.setdefault(row_key(r), []).append(r)
-    return {k: aggregate(by_seed(v)) for k, v in grouped.items()}
-
-
-def places(rows: list[ResultRow]) -> list[tuple[str, str]]:
-    """The (dataset, subset) pairs of ``rows``: datasets in order of appearance, subsets all,
-    dissimilar, similar, then the others."""
-    found = list(dict.fromkeys((r.dataset, r.subset) for r in rows))
-    datasets = list(dict.fromkeys(d for d, _ in found))
-    return sorted(found, key=lambda p: (datasets.index(p[0]), SUBSET_ORDER.get(p[1], 3), p[1]))
-
-
-def in_place(rows: list[ResultRow], dataset: str, subset: str) -> list[ResultRow]:
-    """The rows of one dataset's subset."""
-    return [r for r in rows if (r.dataset, r.subset) == (dataset, subset)]
-
-
-def ordered(names: set[str] | list[str]) -> list[str]:
-    """Classifier names in legend order."""
-    return sorted(set(names), key=classifier_sort_key)
-
-
-def clean_rows(run: RunData) -> list[ResultRow]:
-    """The clean rows (no perturbation)."""
-    return [r for r in run.results if r.perturbation == "none" and r.threat == "none"]
-
-
-def clean_cells(run: RunData, dataset: str, subset: str) -> dict[str, BySeed]:
-    """classifier -> seed -> its clean row, in one dataset's subset."""
-    grouped: dict[str, list[ResultRow]] = {}
-    for r in in_place(clean_rows(run), dataset, subset):
-        grouped.setdefault(r.classifier, []).append(r)
-    return {name: by_seed(rows) for name, rows in grouped.items()}
+from ctxfusion.report.select import by_seed, configured_sources, is_corruption, is_unbounded
+from ctxfusion.schema import ResultRow
 
 
 def own(r: ResultRow) -> bool:
@@ -105,12 +48,6 @@ def paper_sources(run: RunData, dataset: str, subset: str) -> list[str]:
     every = [r.source for r in in_place(fgsm_matrix_rows(run), dataset, subset)
              if r.threat == "transfer"]
     return configured_sources(run, dataset, subset) or list(dict.fromkeys(every))
-
-
-def middle(levels: list[float]) -> float | None:
-    """The middle of the non-zero levels (the lower of the two middle ones), or None."""
-    nonzero = sorted({lv for lv in levels if lv > 0})
-    return nonzero[(len(nonzero) - 1) // 2] if nonzero else None
 
 
 @dataclass(frozen=True)
@@ -165,18 +102,6 @@ def region_rows(run: RunData) -> list[ResultRow]:
     return [r for r in rows if (r.dataset, r.subset, r.perturbation, r.level) in confined]
 
 
-def regions_of(rows: list[ResultRow]) -> list[str]:
-    """The regions of ``rows`` in the order image, box, background."""
-    found = {r.region for r in rows}
-    return [region for region in REGIONS if region in found]
-
-
 def corruption_rows(run: RunData) -> list[ResultRow]:
     """The corruption rows (every region, severity 1..5)."""
     return [r for r in run.results if is_corruption(r)]
-
-
-def attacks_in_order(rows: list[ResultRow]) -> list[str]:
-    """The perturbations of ``rows``: fgsm first, then the others alphabetically."""
-    names = {r.perturbation for r in rows}
-    return sorted(names, key=lambda name: (name != "fgsm", name))

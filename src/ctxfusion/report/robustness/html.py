@@ -1,82 +1,55 @@
 """The robustness sections of report.html (beyond the paper's figures), after the results
 tables: transfer (the paper's setting, and the full transfer matrix), white-box and adaptive
-attacks, threat regions, corruptions and sanity checks.
+attacks, threat regions and corruptions.
 
-Each section is present only when the run has its rows (:mod:`.select_robustness` says which);
+Each section is present only when the run has its rows (:mod:`.select` says which);
 its tables come from :func:`~ctxfusion.report.tables.results_table` and
 :func:`~ctxfusion.report.tables.grid_table` (accuracy % [95 % interval], seeds averaged) with
 clean accuracy beside every robust figure; one table per dataset/subset (and attack, region or
 eps). The robust fusion methods and held-out classifiers are left out (their own section,
-:mod:`.html_fusion`), except from the sanity checks. Every value from the run is escaped
+:mod:`ctxfusion.report.fusion`). Every value from the run is escaped
 (:func:`esc`).
 """
 
 from __future__ import annotations
 
 from ctxfusion.report.figure_base import FigureSet
-from ctxfusion.report.figures_robustness import CORRUPTIONS, TRANSFER
-from ctxfusion.report.html_sections import esc, figure_tag
-from ctxfusion.report.rundir import RunData
-from ctxfusion.report.sanity import FAIL, NOT_RUN, PASS, sanity_checks, summary
-from ctxfusion.report.select import aggregate, pick, without_fusion
-from ctxfusion.report.select_robustness import (
+from ctxfusion.report.grouping import (
     BySeed,
     attacks_in_order,
+    by_region,
     clean_cells,
     clean_rows,
-    corruption_rows,
-    fgsm_matrix_rows,
     in_place,
     ordered,
-    paper_sources,
     places,
-    region_rows,
     regions_of,
+    several_experiments,
+)
+from ctxfusion.report.markup import esc, figures_with_stem
+from ctxfusion.report.robustness.figures import CORRUPTIONS, TRANSFER
+from ctxfusion.report.robustness.select import (
+    corruption_rows,
+    fgsm_matrix_rows,
+    paper_sources,
+    region_rows,
     transfer_matrix,
     transfer_places,
     whitebox_rows,
 )
+from ctxfusion.report.rundir import RunData
+from ctxfusion.report.select import aggregate, pick
 from ctxfusion.report.tables import format_accuracy, grid_table, results_table
 
-SECTIONS = {"transfer": "Transfer (the paper's setting)",
-            "whitebox-adaptive": "White-box and adaptive (beyond the paper)",
-            "threat-regions": "Threat regions", "corruptions": "Corruptions",
-            "sanity": "Sanity checks"}
-#: figures shown in their section instead of the figures list
-ROBUSTNESS_FIGURES = (TRANSFER, CORRUPTIONS)
+TITLES = {"transfer": "Transfer (the paper's setting)",
+          "whitebox-adaptive": "White-box and adaptive (beyond the paper)",
+          "threat-regions": "Threat regions", "corruptions": "Corruptions"}
 EPS_LABEL = "eps (pixel space, L-inf)"
 CLEAN = "clean (no attack)"
-STATUS_CLASS = {PASS: "pass", FAIL: "fail", NOT_RUN: "notrun"}
-
-
-def _several_experiments(run: RunData) -> bool:
-    return len({r.experiment for r in run.results}) > 1
 
 
 def _place_head(dataset: str, subset: str) -> str:
     return f"<h3>{esc(dataset)} / {esc(subset)}</h3>"
-
-
-def _figure(figures: FigureSet, stem: str) -> str:
-    found = [r for r in figures.produced if r.path.stem == stem]
-    return figure_tag(found[0]) if found else ""
-
-
-def present(run: RunData) -> list[str]:
-    """The ids of the robustness sections the run has rows for, in page order."""
-    view = without_fusion(run)
-    has = {"transfer": bool(transfer_places(view)),
-           "whitebox-adaptive": bool(whitebox_rows(view)),
-           "threat-regions": bool(region_rows(view)), "corruptions": bool(corruption_rows(view)),
-           "sanity": any(r.threat != "none" for r in run.results)
-           or bool(run.info.extra.get("sanity"))}
-    return [key for key in SECTIONS if has[key]]
-
-
-def robustness_nav(run: RunData) -> str:
-    """Navigation links to the sections present (`` | <a ...>`` each)."""
-    return "".join(f" | <a href='#{key}'>{esc(SECTIONS[key].split(' (')[0].lower())}</a>"
-                   for key in present(run))
 
 
 # --- transfer ---------------------------------------------------------------------------------
@@ -93,15 +66,15 @@ def _matrix(run: RunData, dataset: str, subset: str, figures: FigureSet) -> str:
             "crafted on, columns = classified by, diagonal = white-box (outlined); the first "
             "row is clean accuracy. Sources outside the configured ones ran on a "
             "class-stratified sample (fewer images, wider intervals).</p>" + table
-            + _figure(figures, f"{TRANSFER}_{dataset}_{subset}"))
+            + figures_with_stem(figures, f"{TRANSFER}_{dataset}_{subset}"))
 
 
 def transfer_section(run: RunData, figures: FigureSet) -> str:
     """FGSM crafted on the configured sources (the paper's setting) and the transfer matrix."""
     if not transfer_places(run):
         return ""
-    several = _several_experiments(run)
-    parts = [f"<h2 id='transfer'>{esc(SECTIONS['transfer'])}</h2><p>FGSM on the whole image, "
+    several = several_experiments(run)
+    parts = [f"<h2 id='transfer'>{esc(TITLES['transfer'])}</h2><p>FGSM on the whole image, "
              "as in the paper: the images are crafted on a source classifier and classified by "
              "every classifier (white-box for the source itself, transfer for the others); "
              "clean accuracy beside.</p>"]
@@ -130,8 +103,8 @@ def whitebox_section(run: RunData) -> str:
     rows = whitebox_rows(run)
     if not rows:
         return ""
-    several = _several_experiments(run)
-    parts = [f"<h2 id='whitebox-adaptive'>{esc(SECTIONS['whitebox-adaptive'])}</h2><p>Each "
+    several = several_experiments(run)
+    parts = [f"<h2 id='whitebox-adaptive'>{esc(TITLES['whitebox-adaptive'])}</h2><p>Each "
              "classifier attacked through its own gradient (threat whitebox: FGSM and the "
              "iterative attacks, whole image) and the defences under attacks adapted to them "
              "(threat adaptive: through an alpha head's own gradient, through a view that hides "
@@ -140,13 +113,11 @@ def whitebox_section(run: RunData) -> str:
         mine = in_place(rows, dataset, subset)
         clean = in_place(clean_rows(run), dataset, subset)
         parts.append(_place_head(dataset, subset))
-        for attack in attacks_in_order(mine):
-            for region in regions_of([r for r in mine if r.perturbation == attack]):
-                group = [r for r in mine if (r.perturbation, r.region) == (attack, region)]
-                where = "" if region == "image" else f", region {region}"
-                parts.append(f"<h4>{esc(attack)}{esc(where)}</h4>"
-                             + results_table(group, dataset, attack, several, clean,
-                                             "robust whitebox", EPS_LABEL))
+        for attack, region, group in by_region(mine, attacks_in_order(mine)):
+            where = "" if region == "image" else f", region {region}"
+            parts.append(f"<h4>{esc(attack)}{esc(where)}</h4>"
+                         + results_table(group, dataset, attack, several, clean,
+                                         "robust whitebox", EPS_LABEL))
     return "".join(parts)
 
 
@@ -197,7 +168,7 @@ def regions_section(run: RunData) -> str:
     rows = region_rows(run)
     if not rows:
         return ""
-    parts = [f"<h2 id='threat-regions'>{esc(SECTIONS['threat-regions'])}</h2><p>White-box "
+    parts = [f"<h2 id='threat-regions'>{esc(TITLES['threat-regions'])}</h2><p>White-box "
              "attacks allowed to change the whole image, only the object boxes, or only the "
              "background; per attack and eps, accuracy (%) [95 % interval] of each classifier "
              "in each region, clean beside. A lead is a finding only when the paired "
@@ -232,47 +203,18 @@ def corruptions_section(run: RunData, figures: FigureSet) -> str:
     rows = corruption_rows(run)
     if not rows:
         return ""
-    several = _several_experiments(run)
-    parts = [f"<h2 id='corruptions'>{esc(SECTIONS['corruptions'])}</h2><p>Common corruptions "
+    several = several_experiments(run)
+    parts = [f"<h2 id='corruptions'>{esc(TITLES['corruptions'])}</h2><p>Common corruptions "
              "(no attacker) at severity 1-5, applied to the whole image, the object boxes or "
              "the background; severity 0 is the clean image.</p>"]
     for dataset, subset in places(rows):
         mine = in_place(rows, dataset, subset)
         clean = in_place(clean_rows(run), dataset, subset)
         parts.append(_place_head(dataset, subset))
-        for corruption in sorted({r.perturbation for r in mine}):
-            for region in regions_of([r for r in mine if r.perturbation == corruption]):
-                group = [r for r in mine if (r.perturbation, r.region) == (corruption, region)]
-                names = {r.classifier for r in group}
-                parts.append(f"<h4>{esc(corruption)}, region {esc(region)}</h4>" + results_table(
-                    group + [r for r in clean if r.classifier in names], dataset, corruption,
-                    several, table_class="robust corruption", label="severity (0 = clean)"))
-        parts.append(_figure(figures, f"{CORRUPTIONS}_{dataset}_{subset}"))
+        for corruption, region, group in by_region(mine, sorted({r.perturbation for r in mine})):
+            names = {r.classifier for r in group}
+            parts.append(f"<h4>{esc(corruption)}, region {esc(region)}</h4>" + results_table(
+                group + [r for r in clean if r.classifier in names], dataset, corruption,
+                several, table_class="robust corruption", label="severity (0 = clean)"))
+        parts.append(figures_with_stem(figures, f"{CORRUPTIONS}_{dataset}_{subset}"))
     return "".join(parts)
-
-
-# --- sanity checks ---------------------------------------------------------------------------
-def sanity_section(run: RunData) -> str:
-    """The sanity checks (:mod:`ctxfusion.report.sanity`): failing ones in red."""
-    if "sanity" not in present(run):
-        return ""
-    checks = sanity_checks(run)
-    failed = any(c.status == FAIL for c in checks)
-    rows = "".join(
-        f"<tr class='{STATUS_CLASS[c.status]}' data-check='{esc(c.check)}' "
-        f"data-status='{esc(c.status)}'><td class='k'>{esc(c.title)}</td>"
-        f"<td class='k'>{esc(c.where)}</td><td class='k'><b>{esc(c.status)}</b>: "
-        f"{esc(c.result)}</td><td class='k'>{esc(c.meaning)}</td></tr>" for c in checks)
-    return (f"<h2 id='sanity'>{esc(SECTIONS['sanity'])}</h2>"
-            f"<p class='{'fail' if failed else 'pass'}' id='sanity-summary'><b>"
-            f"{esc(summary(checks))}</b>.</p><table class='sanity'><tr><th class='k'>check</th>"
-            "<th class='k'>where</th><th class='k'>result</th><th class='k'>what it means</th>"
-            f"</tr>{rows}</table>")
-
-
-def robustness_sections(run: RunData, figures: FigureSet) -> str:
-    """Every robustness section the run has rows for, in page order (the sanity checks on
-    every row, the others without the robust fusion methods)."""
-    view = without_fusion(run)
-    return (transfer_section(view, figures) + whitebox_section(view) + regions_section(view)
-            + corruptions_section(view, figures) + sanity_section(run))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctxfusion.report.diffs import Diff, find_diff
+from ctxfusion.report.grouping import middle, places
 from ctxfusion.report.rundir import RunData
 from ctxfusion.report.select import (
     PAPER_IMAGE_SIZE,
@@ -38,7 +39,6 @@ from ctxfusion.report.select import (
     nearest,
     point,
 )
-from ctxfusion.report.select_robustness import middle, places
 from ctxfusion.report.style import parse_classifier
 from ctxfusion.roles import FUSION_METHODS, JOINT, fusion_parts, heldout_base, heldout_name
 

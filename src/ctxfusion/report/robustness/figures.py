@@ -16,18 +16,14 @@ import math
 import numpy as np
 
 from ctxfusion.report.figure_base import ACC_LABEL, FigureBuilder, dataset_figure, plt
-from ctxfusion.report.select import Point, aggregate, by_seed
-from ctxfusion.report.select_robustness import (
+from ctxfusion.report.grouping import clean_cells, in_place, ordered, places, regions_of
+from ctxfusion.report.robustness.select import (
     Matrix,
-    clean_cells,
     corruption_rows,
-    in_place,
-    ordered,
-    places,
-    regions_of,
     transfer_matrix,
     transfer_places,
 )
+from ctxfusion.report.select import Point, aggregate, by_seed
 
 TRANSFER, CORRUPTIONS = "figR_transfer", "figR_corruptions"
 #: line style of each region in the corruption curves

@@ -1,5 +1,5 @@
-"""The paper's figures 2, 3a-d and 4a/c (4b/d and 5c/d: :mod:`.figures_weights`; 5a/b:
-:mod:`.figures_alpha`)."""
+"""The paper's figures 2, 3a-d and 4a/c (4b/d and 5c/d: :mod:`.weights`; 5a/b:
+:mod:`.alpha`)."""
 
 from __future__ import annotations
 
