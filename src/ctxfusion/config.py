@@ -31,11 +31,11 @@ from ctxfusion.perturb.views import VIEWS
 from ctxfusion.roles import FUSION_METHODS
 from ctxfusion.roles import resolve as resolve_roles
 from ctxfusion.schema.rows import ALPHA_REDUCTIONS, REGIONS
+from ctxfusion.vocabulary import STEPS as STEPS  # re-exported
 
 # Vocabularies owned by the modules that implement them (live views of their registries):
 # VIEWS (perturb.views), DATASET_KINDS (data.kinds), EPS_SPACES and WHITEBOX_ATTACKS (the
-# iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur).
-STEPS = ("blur", "fgsm", "advtrain", "whitebox", "corruptions", "fusion", "pca")
+# iterative attacks of perturb.attacks), BLUR_MODES (perturb.blur); STEPS (ctxfusion.vocabulary).
 #: dataset statistics selectable by ``normalization`` (SPEC §2: the paper uses CIFAR-10's);
 #: ``stream`` keeps each stream's own preprocessing
 NORMALIZATION_STATS = {

@@ -56,7 +56,6 @@ from pycocotools.coco import COCO
 from tqdm import tqdm
 
 from ctxfusion.data.images import check_image, resolve_image_path
-from ctxfusion.data.kinds import BAD_IMAGE_POLICIES, CROWD_POLICIES, INSTANCE_RULES
 from ctxfusion.data.manifest import Manifest, choose_subsets, save_manifest, stratified_split
 from ctxfusion.data.validate import (
     INT,
@@ -69,6 +68,7 @@ from ctxfusion.data.validate import (
 )
 from ctxfusion.errors import ConfigError, DataError
 from ctxfusion.io import sha256_file
+from ctxfusion.vocabulary import BAD_IMAGE_POLICIES, CROWD_POLICIES, INSTANCE_RULES
 
 #: the shape of a bbox (its values are checked at rule 3) and the values iscrowd may take
 BBOX = (lambda v: isinstance(v, list) and len(v) == 4, "a list of 4 numbers")

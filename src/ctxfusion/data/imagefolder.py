@@ -23,9 +23,9 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from tqdm import tqdm
 
 from ctxfusion.data.images import check_image
-from ctxfusion.data.kinds import BAD_IMAGE_POLICIES
 from ctxfusion.data.manifest import Manifest, save_manifest, stratified_split
 from ctxfusion.errors import ConfigError, DataError
+from ctxfusion.vocabulary import BAD_IMAGE_POLICIES
 
 
 def _class_names(folder: Path, class_order: list[str] | None) -> list[str]:

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ctxfusion.data.manifest import SUBSETS
 from ctxfusion.errors import ConfigError
+from ctxfusion.vocabulary import BAD_IMAGE_POLICIES as BAD_IMAGE_POLICIES  # re-exported
+from ctxfusion.vocabulary import CROWD_POLICIES as CROWD_POLICIES  # re-exported
+from ctxfusion.vocabulary import INSTANCE_RULES as INSTANCE_RULES  # re-exported
+from ctxfusion.vocabulary import STEPS
 
 if TYPE_CHECKING:
     from ctxfusion.data.manifest import Manifest
 
-INSTANCE_RULES = ("image", "category")
-CROWD_POLICIES = ("drop", "ignore")
-BAD_IMAGE_POLICIES = ("skip", "error")
 #: fields that choose how much of a prepared dataset a run uses, not how it is prepared
 USE_FIELDS = ("max_train_per_class", "max_test_per_class", "subsets", "steps", "image_size")
 #: value checks a field can declare with ``check=``: (test, what the message says)
@@ -57,8 +59,6 @@ def option(default: Any = dataclasses.MISSING, text: str = "", metavar: str | No
 
 
 def _all_subsets() -> list[str]:
-    from ctxfusion.config import SUBSETS
-
     return list(SUBSETS)
 
 
@@ -90,8 +90,6 @@ class DatasetConfig:
 
     def validate(self, where: str) -> None:
         """Check the common keys and every field's declared choices and check."""
-        from ctxfusion.config import STEPS, SUBSETS
-
         if _KINDS.get(self.kind) is not type(self):
             _check_choice(f"{where}.kind", self.kind, tuple(_KINDS))
             raise ConfigError(f"{where}.kind = {self.kind!r} does not match {type(self).__name__}")

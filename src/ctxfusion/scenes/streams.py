@@ -21,7 +21,7 @@ from ctxfusion.errors import WeightsError
 from ctxfusion.io import sha256_file
 from ctxfusion.scenes.small_resnet import SmallResNet
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
-from ctxfusion.streams.registry import register_stream
+from ctxfusion.streams.registration import register_stream
 from ctxfusion.streams.weights import register_packaged_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"

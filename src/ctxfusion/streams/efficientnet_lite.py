@@ -20,7 +20,7 @@ from torch import nn
 from torchvision.models import ResNet18_Weights
 
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
-from ctxfusion.streams.registry import register_stream
+from ctxfusion.streams.registration import register_stream
 from ctxfusion.streams.weights import (
     file_sha256,
     load_state_dict_checked,

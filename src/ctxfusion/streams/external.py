@@ -32,7 +32,7 @@ from torch import nn
 
 from ctxfusion.errors import ConfigError, WeightsError
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
-from ctxfusion.streams.registry import StreamEntry
+from ctxfusion.streams.registration import StreamEntry
 from ctxfusion.streams.resnet import IMAGENET_MEAN, IMAGENET_STD
 from ctxfusion.streams.weights import (
     file_sha256,

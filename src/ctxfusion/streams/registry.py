@@ -2,93 +2,46 @@
 
 Besides the registered streams, names with a library prefix build that library's models:
 ``torchvision:<name>`` and ``timm:<name>`` (see :mod:`ctxfusion.streams.external`).
+
+The registry sits above what it registers: the built-in stream families are imported below
+(an explicit list; a new family adds its line), each registering its streams into the table
+of :mod:`ctxfusion.streams.registration` with ``@register_stream``, which no family needs
+this module for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
+# The built-in stream families: importing a module registers its streams.
+import ctxfusion.scenes.streams as _scenes_streams
+import ctxfusion.streams.efficientnet_lite as _efficientnet_lite
+import ctxfusion.streams.external as external
+import ctxfusion.streams.resnet as _resnet
+import ctxfusion.streams.squeezenet_places365 as _squeezenet_places365
 from ctxfusion.errors import ConfigError
-from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
+from ctxfusion.streams.base import Stream
+from ctxfusion.streams.registration import _REGISTRY
+from ctxfusion.streams.registration import StreamEntry as StreamEntry  # re-exported
+from ctxfusion.streams.registration import register_stream as register_stream  # re-exported
 
-
-@dataclass(frozen=True)
-class StreamEntry:
-    """A stream known by name: its factory and the facts known without building it.
-
-    ``feature_dim`` is None for library streams (``torchvision:``/``timm:``), whose feature
-    size is found by a forward pass when they are built.
-    """
-
-    name: str
-    factory: Callable[..., Stream]
-    domain: str
-    feature_dim: int | None
-    preprocessing: Preprocessing
-    weights: WeightRecord | None
-    description: str
-
-    @property
-    def input_size(self) -> int:
-        """The default square input side (``preprocessing.input_size``)."""
-        return self.preprocessing.input_size
-
-
-_REGISTRY: dict[str, StreamEntry] = {}
-
-
-def register_stream(
-    name: str,
-    *,
-    domain: str,
-    feature_dim: int,
-    preprocessing: Preprocessing,
-    weights: WeightRecord | None,
-    description: str = "",
-) -> Callable[[Callable[..., Stream]], Callable[..., Stream]]:
-    """Decorator registering ``factory(weights: str | Path | None = None, **kw) -> Stream``.
-
-    ``preprocessing`` is the stream's default; the factory's stream must carry an equal one
-    (a file's own statistics may differ, e.g. a re-pretrained scenes stream).
-    """
-
-    def decorate(factory: Callable[..., Stream]) -> Callable[..., Stream]:
-        if name in _REGISTRY:
-            raise ValueError(f"stream {name!r} is registered twice")
-        if ":" in name:
-            raise ValueError(f"stream name {name!r}: ':' is reserved for library prefixes")
-        _REGISTRY[name] = StreamEntry(
-            name, factory, domain, feature_dim, preprocessing, weights, description
-        )
-        return factory
-
-    return decorate
-
-
-def _ensure_builtin_streams() -> None:
-    # Importing the package registers every built-in stream.
-    import ctxfusion.streams  # noqa: F401
+#: the modules of the built-in stream families (imported above)
+BUILTIN_MODULES = tuple(module.__name__ for module in (
+    _resnet, _efficientnet_lite, _squeezenet_places365, _scenes_streams))
 
 
 def list_streams(library: str | None = None) -> list[str]:
     """Names of all registered streams, sorted; with ``library`` ("torchvision" or "timm"),
     the prefixed names of that library's classification models instead."""
     if library is not None:
-        from ctxfusion.streams import external
-
         return external.list_library_streams(library)
-    _ensure_builtin_streams()
     return sorted(_REGISTRY)
 
 
 def stream_info(name: str) -> StreamEntry:
     """The entry of ``name`` (registered, or ``torchvision:``/``timm:``); ConfigError else."""
-    _ensure_builtin_streams()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    from ctxfusion.streams import external
-
     if external.is_library_name(name):
         return external.library_entry(name)
     valid = ", ".join(sorted(_REGISTRY))

@@ -15,7 +15,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from ctxfusion.errors import WeightsError
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
-from ctxfusion.streams.registry import register_stream
+from ctxfusion.streams.registration import register_stream
 from ctxfusion.streams.weights import (
     file_sha256,
     load_state_dict_checked,

@@ -22,7 +22,7 @@ from ctxfusion.errors import WeightsError
 from ctxfusion.io import atomic_save_tensors
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.lasagne import load_lasagne_params
-from ctxfusion.streams.registry import register_stream
+from ctxfusion.streams.registration import register_stream
 from ctxfusion.streams.resnet import places365_labels
 from ctxfusion.streams.weights import (
     cache_dir,
