@@ -43,10 +43,6 @@ from pathlib import Path
 
 import pytest
 
-#: cycles being removed by other work, by package (a cycle is known when all its modules are
-#: in one of them): reported but not failed on. Empty it when that work lands.
-KNOWN_CYCLES_BEING_FIXED = {"ctxfusion.report"}  # report/ is being reorganised (issue 22 item 6)
-
 PACKAGE = "ctxfusion"
 #: the folder of the package that ``import ctxfusion`` loads here (the one under test)
 PACKAGE_DIR = Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[0])
@@ -156,14 +152,6 @@ def describe(cycle: list[str], graph: Graph, modules: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def _within(cycle: list[str], package: str) -> bool:
-    return all(m == package or m.startswith(f"{package}.") for m in cycle)
-
-
-def is_known(cycle: list[str]) -> bool:
-    return any(_within(cycle, known) for known in KNOWN_CYCLES_BEING_FIXED)
-
-
 def third_party_imports(modules: dict[str, Path], package: str) -> list[str]:
     """The modules outside the package and the standard library that ``modules`` import at
     module level, as written (``scipy.stats``), ``matplotlib.pyplot`` aside."""
@@ -242,19 +230,10 @@ def test_module_imports_alone(module: str) -> None:
 def test_no_import_cycles() -> None:
     graph = import_graph(MODULES)
     cycles = import_cycles(graph)
-    new = [describe(c, graph, MODULES) for c in cycles if not is_known(c)]
-    known = [describe(c, graph, MODULES) for c in cycles if is_known(c)]
-    assert not new, ("import cycles (break them: move the shared names down, the registry "
-                     "above what it registers; a deferred import does not hide one):\n"
-                     + "\n".join(new) + "\nknown, being fixed:\n" + "\n".join(known or ["-"]))
-
-
-def test_known_cycles_still_exist() -> None:
-    """A package in KNOWN_CYCLES_BEING_FIXED without a cycle any more must leave it."""
-    cycles = import_cycles(import_graph(MODULES))
-    gone = sorted(known for known in KNOWN_CYCLES_BEING_FIXED
-                  if not any(_within(c, known) for c in cycles))
-    assert not gone, f"no import cycle left in {gone}: remove it from KNOWN_CYCLES_BEING_FIXED"
+    found = [describe(c, graph, MODULES) for c in cycles]
+    assert not found, ("import cycles (break them: move the shared names down, the registry "
+                       "above what it registers; a deferred import does not hide one):\n"
+                       + "\n".join(found))
 
 
 def test_cycle_finder_sees_deferred_imports_not_type_checking(tmp_path: Path) -> None:
