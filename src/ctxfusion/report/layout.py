@@ -19,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import ctxfusion.report.figure_base as figure_base
+import ctxfusion.report.metadata as metadata
+import ctxfusion.report.sanity as sanity
 from ctxfusion.io import atomic_write_text
-from ctxfusion.report import figure_base, metadata, sanity
 from ctxfusion.report.claims import ClaimRow, evaluate_run, write_claims
 from ctxfusion.report.claims.html import claims_section
 from ctxfusion.report.figure_base import FigureBuilder, FigureSet
