@@ -213,6 +213,8 @@ def _finish(ctx: RunContext) -> Path:
             from ctxfusion.report import build_report
 
             report = build_report(ctx.out, status="complete")  # every figure the data supports
+        # the report's computations (the claims) are declared once it is imported
+        recorder.info["computations"] = registered_versions()
         recorder.status = "complete"
         recorder.write()
     ctx.group.barrier()  # every rank returns a finished run directory

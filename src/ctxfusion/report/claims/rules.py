@@ -20,6 +20,10 @@ from ctxfusion.report.select import (
     sigma_at_224,
 )
 from ctxfusion.report.style import parse_classifier
+from ctxfusion.versioning import computation
+
+#: the version of the claims generator (every rule below and how verdicts combine over seeds)
+JUDGING = computation("claims", 1, "the claims' rules and verdicts (report/claims/)")
 
 REPRODUCED, PARTLY, NOT, NA = "reproduced", "partly", "not reproduced", "not applicable"
 CLOSE = 0.05
