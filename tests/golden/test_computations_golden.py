@@ -55,6 +55,7 @@ CONSTANTS = {
     "head_training": "ctxfusion.train.HEAD_TRAINING",
     "advtrain": "ctxfusion.train.ADVERSARIAL_RETRAINING",
     "claims": "ctxfusion.report.claims.rules.JUDGING",
+    "datasets": "ctxfusion.data.kinds.PREPARATION",
     **{f"attack.{name}": f"ctxfusion.perturb.attacks.{cls}.version"
        for name, cls in (("pgd", "Pgd"), ("bim", "Bim"), ("apgd", "Apgd"))},
     **{f"fusion.{name}": f"ctxfusion.fusion.methods.METHOD_VERSIONS[{name!r}]"
@@ -191,3 +192,28 @@ def test_claims(example: str) -> None:
 
     rows = evaluate_run(EXAMPLES / example)
     _check(f"claims_{example}", JUDGING, {"rows": [dict(vars(row)) for row in rows]})
+
+
+def test_dataset_preparation(tmp_path: Path) -> None:
+    """A small embedded-benchmark dataset rendered and pruned: its manifest (paths aside) and
+    the bytes of every image file."""
+    import hashlib
+    import json
+
+    from ctxfusion.data.kinds import PREPARATION, make_dataset_config, prepare_dataset
+
+    config = make_dataset_config("scenes", name="golden", context_strength=0.8, num_train=48,
+                                 num_test=24, seed=11)
+    manifest = prepare_dataset(config, tmp_path / "prepared", progress=False)
+    record = manifest.to_dict()
+    for path_key in ("images_dir", "test_images_dir"):
+        record.pop(path_key)
+    files = hashlib.sha256()
+    for path in sorted((tmp_path / "prepared").rglob("*.png")):
+        files.update(path.relative_to(tmp_path).as_posix().encode() + path.read_bytes())
+    _check("datasets", PREPARATION, {
+        "classes": record["classes"], "subsets": record["subsets"],
+        "counts": record["counts"],
+        "manifest_sha256": hashlib.sha256(json.dumps(record, sort_keys=True).encode())
+        .hexdigest(),
+        "images": len(record["images"]), "files_sha256": files.hexdigest()})

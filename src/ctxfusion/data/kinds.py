@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ctxfusion.data.manifest import SUBSETS
 from ctxfusion.errors import ConfigError
+from ctxfusion.versioning import computation, current_versions
 from ctxfusion.vocabulary import BAD_IMAGE_POLICIES as BAD_IMAGE_POLICIES  # re-exported
 from ctxfusion.vocabulary import CROWD_POLICIES as CROWD_POLICIES  # re-exported
 from ctxfusion.vocabulary import INSTANCE_RULES as INSTANCE_RULES  # re-exported
@@ -183,9 +184,18 @@ def make_dataset_config(kind: str, where: str = "", **values: Any) -> DatasetCon
     return config
 
 
+#: the version of dataset preparation: rendering the embedded benchmark, pruning (SPEC section
+#: 2), splits and subsets, manifests (``data/``, ``scenes/benchmark.py``, ``scenes/render.py``)
+PREPARATION = computation("datasets", 1, "dataset preparation: benchmark rendering, pruning, "
+                          "splits, subsets, manifests (data/, scenes/)")
+
+
 def settings_key(dataset: DatasetConfig) -> str:
-    """A hash of the settings that decide how ``dataset`` is prepared (not :data:`USE_FIELDS`)."""
+    """A hash of the settings that decide how ``dataset`` is prepared (not :data:`USE_FIELDS`)
+    and of the preparation's version: a bumped :data:`PREPARATION` prepares it again (its
+    features are found again when the manifest comes out the same)."""
     settings = {k: v for k, v in vars(dataset).items() if k not in USE_FIELDS}
+    settings["versions"] = current_versions(PREPARATION)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
