@@ -125,3 +125,46 @@ def test_one_writer_and_overwrite_moves_the_old_run_aside(
     (aside,) = tmp_path.glob("run.replaced-*")
     assert _snapshot(aside) == before
     assert "was moved to" in stderr
+
+
+@pytest.mark.slow
+def test_readers_refuse_what_does_not_match_run_json(finished: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    """report and claims: no run.json, results.csv cut at a line boundary or edited, a run
+    not complete (allowed with --partial, labelled partial), claims --out on a file."""
+    home = finished[1]
+    info = json.loads((finished[0] / "run.json").read_text())
+    assert info["rows"]["results"] > 2 and len(info["results_sha256"]) == 64
+    dirs = {name: _copy(finished, tmp_path / name) for name in
+            ("norunjson", "cut", "edited", "running", "fine")}
+    (dirs["norunjson"] / "run.json").unlink()
+    lines = (dirs["cut"] / "results.csv").read_text().splitlines(keepends=True)
+    (dirs["cut"] / "results.csv").write_text("".join(lines[:-2]))
+    text = (dirs["edited"] / "results.csv").read_text()
+    (dirs["edited"] / "results.csv").write_text(text.replace(",0.", ",1.", 1))
+    running = json.loads((dirs["running"] / "run.json").read_text())
+    (dirs["running"] / "run.json").write_text(json.dumps({**running, "status": "running"}))
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    before = {name: (d / "results.csv").read_bytes() for name, d in dirs.items()}
+    results = cli_many([
+        ["report", str(dirs["norunjson"])], ["claims", str(dirs["norunjson"])],
+        ["report", str(dirs["cut"])], ["claims", str(dirs["cut"])],
+        ["claims", str(dirs["edited"])],
+        ["report", str(dirs["running"])], ["claims", str(dirs["running"])],
+        ["claims", str(dirs["fine"]), "--out", str(afile)],
+        ["claims", str(dirs["running"]), "--partial"],
+    ], home)
+    for result in results[:2]:
+        assert_user_error(result, f"{dirs['norunjson']}: no run.json")
+    for result in results[2:4]:
+        assert_user_error(result, f"{dirs['cut'] / 'results.csv'}: {len(lines) - 3} rows, but",
+                          f"records {len(lines) - 1}")
+    assert_user_error(results[4], "its content differs from what the run wrote")
+    for result in results[5:7]:
+        assert_user_error(result, "the run is not complete (status: running)", "--partial")
+    assert_user_error(results[7], f"--out {afile}: is a file, not a folder")
+    assert results[8].returncode == 0, results[8].stderr
+    assert "run (partial) / a" in (dirs["running"] / "claims.md").read_text()
+    assert afile.read_text() == "keep"
+    assert {name: (d / "results.csv").read_bytes() for name, d in dirs.items()} == before

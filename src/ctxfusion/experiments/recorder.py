@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import sys
@@ -166,14 +167,21 @@ class RunRecorder:
         self.out.mkdir(parents=True, exist_ok=True)
         paths = self.paths
         results = as_records(ResultRow, self.results)
-        write_records(paths.results_csv, ResultRow, results)
+        text = csv_text(ResultRow, results)
+        atomic_write_text(paths.results_csv, text)
         atomic_write_text(paths.results_json,
                           json.dumps([record_dict(r) for r in results], indent=1))
-        tables = ((paths.differences_csv, DifferenceRow, self.differences),
-                  (paths.weights_csv, WeightRow, self.weights), (paths.pca_csv, PcaRow, self.pca))
-        for path, record_type, items in tables:
+        rows = {"results": len(results)}
+        tables = (("differences", paths.differences_csv, DifferenceRow, self.differences),
+                  ("weights", paths.weights_csv, WeightRow, self.weights),
+                  ("pca", paths.pca_csv, PcaRow, self.pca))
+        for name, path, record_type, items in tables:
             if items:
                 write_records(path, record_type, as_records(record_type, items))
+                rows[name] = len(items)
+        # what readers check (ctxfusion.report.run_check): the tables as written
+        self.info["rows"] = rows
+        self.info["results_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self.write_run_json()
 
     def write_run_json(self) -> None:
