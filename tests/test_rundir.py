@@ -168,3 +168,19 @@ def test_readers_refuse_what_does_not_match_run_json(finished: tuple[Path, Path]
     assert "run (partial) / a" in (dirs["running"] / "claims.md").read_text()
     assert afile.read_text() == "keep"
     assert {name: (d / "results.csv").read_bytes() for name, d in dirs.items()} == before
+
+
+def test_names_that_would_leave_their_root_are_refused(tmp_path: Path) -> None:
+    """``experiment`` (runs/<experiment>) and dataset names (cache folders) stay inside."""
+    home = tmp_path / "home"
+    demo = run_args(tmp_path / "x")[1]
+    escape, dataset, absolute = cli_many([
+        ["run", demo, "--set", "experiment=../../escape"],
+        run_args(tmp_path / "run", "datasets[0].name=../../x"),
+        ["run", demo, "--set", "experiment=/tmp/abs"],
+    ], home)
+    assert_user_error(escape, "experiment = '../../escape': not a plain name (the run "
+                      "directory runs/<experiment>)")
+    assert_user_error(dataset, "datasets[0].name = '../../x'")
+    assert_user_error(absolute, "experiment = '/tmp/abs'")
+    assert not home.exists() and not (tmp_path / "run").exists()

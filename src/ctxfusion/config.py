@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ctxfusion.containment import check_plain_name
 from ctxfusion.data.kinds import DATASET_KINDS as DATASET_KINDS  # re-exported
 from ctxfusion.data.kinds import DatasetConfig, kind_for_mapping
 from ctxfusion.data.manifest import SUBSETS
@@ -400,6 +401,8 @@ class ExperimentConfig:
     source_path: str = ""
 
     def validate(self, where: str) -> None:
+        check_plain_name(self.experiment, f"{where}experiment", "the run directory "
+                         "runs/<experiment>")
         _check_choice(f"{where}device", self.device, ("auto", "cpu", "cuda"))
         _check_choice(f"{where}normalization", self.normalization, NORMALIZATIONS)
         _check_choice(f"{where}precision", self.precision, PRECISIONS)
