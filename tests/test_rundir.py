@@ -184,3 +184,28 @@ def test_names_that_would_leave_their_root_are_refused(tmp_path: Path) -> None:
     assert_user_error(dataset, "datasets[0].name = '../../x'")
     assert_user_error(absolute, "experiment = '/tmp/abs'")
     assert not home.exists() and not (tmp_path / "run").exists()
+
+
+def test_duplicate_keys_and_non_finite_numbers_are_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    demo = Path(run_args(tmp_path / "x")[1])
+    lines = demo.read_text().splitlines()
+    seed_line = next(i for i, line in enumerate(lines) if line.startswith("seed:")) + 1
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("\n".join([*lines, "seed: 4", ""]))
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(demo.read_text().replace("blur:\n", "blur:\n  mode: image\n", 1))
+    results = cli_many([
+        ["run", str(twice), "--out", str(tmp_path / "run")],
+        ["run", str(nested), "--out", str(tmp_path / "run")],
+        *[run_args(tmp_path / "run", f"{key}={value}")
+          for key, value in (("heads.lr", ".inf"), ("heads.lr", ".nan"),
+                             ("pca.sigma", ".inf"), ("fusion.dropout", ".nan"))],
+    ], home)
+    assert_user_error(results[0], f"{twice}: key 'seed' is given twice (line {seed_line} and "
+                      f"line {len(lines) + 1})")
+    assert_user_error(results[1], f"{nested}: key 'mode' is given twice")
+    for result, key in zip(results[2:], ("heads.lr = inf", "heads.lr = nan", "pca.sigma = inf",
+                                         "fusion.dropout = nan"), strict=True):
+        assert_user_error(result, key)
+    assert not (tmp_path / "run").exists() and not home.exists()
