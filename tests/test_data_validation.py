@@ -118,6 +118,11 @@ COCO_TYPE_CASES = [
     (_set("annotations.2.image_id", 99),
      "annotations[2].image_id = 99: expected the id of an entry of 'images'"),
     (_duplicate_id, "images[4] and images[5] both have id 5: each id must be unique"),
+    (_set("images.2.file_name", "../../escape.png"),
+     "images[2].file_name = '../../escape.png': climbs out with '..', so it would be used "
+     "outside --images"),
+    (_set("images.2.file_name", "/etc/hostname"),
+     "images[2].file_name = '/etc/hostname': an absolute path"),
 ]
 
 

@@ -255,14 +255,17 @@ def test_an_interrupted_run_says_so_and_resumes(tmp_path: Path, home: Path) -> N
     assert info["status"] == "interrupted" and info["error"]
     assert list(info["datasets"]) == ["a"]
 
-    report = cli(["report", str(out)], home)
+    assert_user_error(cli(["report", str(out)], home), f"{out}: the run is not complete "
+                      "(status: interrupted)", "--partial")
+    report = cli(["report", str(out), "--partial"], home)
     assert report.returncode == 0, report.stderr
     assert f"warning: {out} is incomplete (status: interrupted)" in report.stderr
     assert "datasets not finished: b" in report.stderr
     page = (out / "report.html").read_text()
     banner = page[page.index("<div class='incomplete'"):]
     assert page.index("<div class='incomplete'") < page.index("<nav>")
-    assert "This run is incomplete" in banner and "<li>b</li>" in banner
+    assert "This run is incomplete: a partial report" in banner and "<li>b</li>" in banner
+    assert "run (partial)" in (out / "claims.md").read_text()
 
     dead = _dead_pid()
     stale = [out / f"results.csv.tmp-{dead}", home / "features" / f"x.tmp-{dead}"]

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from ctxfusion.config_yaml import DuplicateKeyError, UniqueKeyLoader, check_finite
+from ctxfusion.containment import check_plain_name
 from ctxfusion.data.kinds import DATASET_KINDS as DATASET_KINDS  # re-exported
 from ctxfusion.data.kinds import DatasetConfig, kind_for_mapping
 from ctxfusion.data.manifest import SUBSETS
@@ -400,6 +402,8 @@ class ExperimentConfig:
     source_path: str = ""
 
     def validate(self, where: str) -> None:
+        check_plain_name(self.experiment, f"{where}experiment", "the run directory "
+                         "runs/<experiment>")
         _check_choice(f"{where}device", self.device, ("auto", "cpu", "cuda"))
         _check_choice(f"{where}normalization", self.normalization, NORMALIZATIONS)
         _check_choice(f"{where}precision", self.precision, PRECISIONS)
@@ -555,7 +559,7 @@ def apply_override(data: dict, assignment: str) -> None:
         raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. blur.sigmas=[1,5]")
     key, raw = assignment.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
     node: Any = data
@@ -594,7 +598,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at "
                           f"position {exc.start} is not UTF-8): give a YAML experiment "
@@ -610,6 +616,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         apply_override(data, assignment)
     try:
         config = _build(ExperimentConfig, data, "")
+        check_finite(config)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     config.source_path = str(path)

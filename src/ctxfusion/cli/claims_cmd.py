@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ctxfusion.errors import ConfigError
 from ctxfusion.report.claims import evaluate_run, render_markdown, write_claims
+from ctxfusion.report.run_check import PARTIAL, check_readable
 from ctxfusion.report.rundir import load_run
 
 
@@ -27,6 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", dest="datasets", action="append", default=[],
                         metavar="NAME", help="judge only this dataset of the runs "
                         "(repeatable; default: every dataset)")
+    parser.add_argument("--partial", action="store_true",
+                        help="also judge runs that are not complete; their columns are "
+                        "labelled partial")
 
 
 def _labels(paths: list[Path]) -> list[str]:
@@ -41,8 +45,14 @@ def main(args: argparse.Namespace) -> int:
     if args.out is None and len(paths) > 1:
         raise ConfigError(f"{len(paths)} run directories given: pass --out DIR for the "
                           "claims table across runs")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a file, not a folder: give a folder (new or "
+                          "existing) for claims.csv and claims.md")
+    partial = [check_readable(p, args.partial) for p in paths]
     runs = [load_run(p) for p in paths]  # every directory is checked before anything is written
-    rows = [row for run, label in zip(runs, _labels(paths), strict=True)
+    labels = [f"{label} ({PARTIAL})" if part else label
+              for label, part in zip(_labels(paths), partial, strict=True)]
+    rows = [row for run, label in zip(runs, labels, strict=True)
             for row in evaluate_run(run, label)
             if not args.datasets or row.dataset in args.datasets]
     found = {row.dataset for row in rows}

@@ -17,6 +17,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="override a config key, YAML value, dotted keys: --set blur.sigmas=[1,5] "
         "--set datasets[0].num_train=200 (repeatable)",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="when --out holds a run of another config, move it aside to "
+        "<out>.replaced-<time> (never deleted) and run afresh; without it such a run is refused",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -24,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from ctxfusion.experiments import run_experiment
 
     out = Path(args.out) if args.out else Path("runs") / config.experiment
-    report = run_experiment(config, out)
+    report = run_experiment(config, out, overwrite=args.overwrite)
     if not is_main_process():  # under torchrun, rank 0 speaks for the run
         return 0
     from ctxfusion.report.claims import evaluate_run

@@ -55,6 +55,7 @@ from typing import Any
 from pycocotools.coco import COCO
 from tqdm import tqdm
 
+from ctxfusion.containment import check_relative
 from ctxfusion.data.images import check_image, resolve_image_path
 from ctxfusion.data.manifest import Manifest, choose_subsets, save_manifest, stratified_split
 from ctxfusion.data.validate import (
@@ -116,8 +117,9 @@ def _validate_entries(path: Path, data: dict[str, Any], images_flag: str) -> Non
     for index, image in enumerate(images):
         where = f"images[{index}]"
         fields.get(image, where, "id", INT, "(the image's id)")
-        fields.get(image, where, "file_name", NAME,
-                   f"(the image's file name relative to {images_flag})")
+        name = fields.get(image, where, "file_name", NAME,
+                          f"(the image's file name relative to {images_flag})")
+        check_relative(name, f"{path}: {where}.file_name", images_flag, DataError)
         for name in ("width", "height"):
             fields.get(image, where, name, POSITIVE_INT, f"(the image's {name} in pixels)")
     fields.unique(images, "images", "id")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ctxfusion.containment import check_relative, relative_name_problem
 from ctxfusion.data.validate import (
     BOOL,
     INT,
@@ -220,7 +221,10 @@ def _validate_images(fields: FileFields, data: dict[str, Any]) -> None:
     images = fields.records(data, "images", "image")
     for index, entry in enumerate(images):
         if _entry_ok(entry, classes):
-            continue  # the common case, fast; else the field at fault is found below
+            if relative_name_problem(entry["file_name"]) is None:
+                continue  # the common case, fast; else the field at fault is found below
+            check_relative(entry["file_name"], f"{fields.path}: images[{index}].file_name",
+                           "images_dir", DataError)
         where = f"images[{index}]"
         fields.get(entry, where, "id", INT, "(unique within the manifest)")
         fields.get(entry, where, "file_name", NAME,

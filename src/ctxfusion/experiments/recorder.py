@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import sys
@@ -166,14 +167,21 @@ class RunRecorder:
         self.out.mkdir(parents=True, exist_ok=True)
         paths = self.paths
         results = as_records(ResultRow, self.results)
-        write_records(paths.results_csv, ResultRow, results)
+        text = csv_text(ResultRow, results)
+        atomic_write_text(paths.results_csv, text)
         atomic_write_text(paths.results_json,
                           json.dumps([record_dict(r) for r in results], indent=1))
-        tables = ((paths.differences_csv, DifferenceRow, self.differences),
-                  (paths.weights_csv, WeightRow, self.weights), (paths.pca_csv, PcaRow, self.pca))
-        for path, record_type, items in tables:
+        rows = {"results": len(results)}
+        tables = (("differences", paths.differences_csv, DifferenceRow, self.differences),
+                  ("weights", paths.weights_csv, WeightRow, self.weights),
+                  ("pca", paths.pca_csv, PcaRow, self.pca))
+        for name, path, record_type, items in tables:
             if items:
                 write_records(path, record_type, as_records(record_type, items))
+                rows[name] = len(items)
+        # what readers check (ctxfusion.report.run_check): the tables as written
+        self.info["rows"] = rows
+        self.info["results_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self.write_run_json()
 
     def write_run_json(self) -> None:
@@ -184,10 +192,12 @@ class RunRecorder:
         atomic_write_text(self.paths.run_json, json.dumps(self.run_info().to_json(), indent=1))
 
 
-def check_run_dir(out: Path, experiment: str, option: str = "--out") -> None:
+def check_run_dir(out: Path, experiment: str, option: str = "--out",
+                  overwrite: bool = False) -> None:
     """Raise ConfigError unless ``out`` can become this experiment's run directory: a new
     folder in a writable place, an empty folder, or a run directory of the same experiment
-    (complete or not: rerunning resumes it). Writes nothing."""
+    (complete or not: rerunning resumes it; ``overwrite``: of any experiment, moved aside).
+    Writes nothing."""
     problem = writable_folder_problem(out)
     valid = (f"give a new folder, an empty one or a run directory of experiment "
              f"{experiment!r}")
@@ -205,14 +215,14 @@ def check_run_dir(out: Path, experiment: str, option: str = "--out") -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, DataError) as exc:
         raise ConfigError(f"{option} {out}: {run_json.name} cannot be read ({exc}), so this is "
                           f"not a run directory ctxfusion can resume: {valid}") from None
-    if info.experiment != experiment:
+    if info.experiment != experiment and not overwrite:
         raise ConfigError(f"{option} {out}: holds a run of experiment {info.experiment!r}, not "
-                          f"{experiment!r}: {valid}")
+                          f"{experiment!r}: {valid} (or pass --overwrite to move it aside)")
 
 
 def _is_temporary(path: Path) -> bool:
-    """A ``*.tmp-<pid>`` leftover of an atomic write."""
-    return ".tmp-" in path.name
+    """A ``*.tmp-<pid>`` leftover of an atomic write, or the run directory's lock file."""
+    return ".tmp-" in path.name or path.name == ".lock"
 
 
 def _iso(timestamp: float) -> str:

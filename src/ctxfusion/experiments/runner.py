@@ -38,6 +38,14 @@ from ctxfusion.experiments.heads import (
     train_heads,
 )
 from ctxfusion.experiments.recorder import check_run_dir, describe_device, package_versions
+from ctxfusion.experiments.rundir import (
+    COMPLETE,
+    FRESH,
+    REPLACE,
+    RunDirLock,
+    inspect_run_dir,
+    move_aside,
+)
 from ctxfusion.experiments.splits import load_split, prepare_dataset
 from ctxfusion.experiments.sweeps import SplitData, blurred_features, split_features
 from ctxfusion.features import module_digest
@@ -49,7 +57,7 @@ from ctxfusion.schema import RunPaths, WeightRow
 from ctxfusion.versioning import registered_versions
 
 
-def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
+def run_experiment(config: ExperimentConfig, out: str | Path, overwrite: bool = False) -> Path:
     """Run every dataset of ``config`` into the run directory ``out``; returns the path of
     its ``report.html``.
 
@@ -58,20 +66,43 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> Path:
     space and every dataset's manifest. run.json's ``status`` then says ``running`` until the
     end (``complete``), or ``failed``/``interrupted`` with the ``error``; rerunning on an
     incomplete run directory of the same experiment resumes it (cached features are reused).
+    One process writes into ``out`` at a time (:class:`~ctxfusion.experiments.rundir.RunDirLock`);
+    a run directory holding a run of another config is refused unless ``overwrite``, which
+    moves the old run aside; a complete run of the same config is left as it is.
     """
     out = Path(out)
     group, started = init_from_environment(config.device)
     try:
-        return _run(config, out, group)
+        return _run(config, out, group, overwrite)
     finally:
         if started:
             shutdown()
 
 
-def _run(config: ExperimentConfig, out: Path, group: Group) -> Path:
-    """:func:`run_experiment` on this rank of ``group`` (a single process: rank 0 of 1)."""
+def _run(config: ExperimentConfig, out: Path, group: Group, overwrite: bool = False) -> Path:
+    """:func:`run_experiment` on this rank of ``group`` (a single process: rank 0 of 1), with
+    the run directory locked by rank 0."""
+    lock, decision = RunDirLock(out), FRESH
     if group.is_main:
-        check_run_dir(out, config.experiment)
+        check_run_dir(out, config.experiment, overwrite=overwrite)
+        decision = inspect_run_dir(out, config.to_dict(), overwrite)
+        if decision != COMPLETE or group.world_size > 1:
+            lock.acquire()  # then look again: the previous holder may have changed it
+            decision = inspect_run_dir(out, config.to_dict(), overwrite)
+        if decision == COMPLETE and group.world_size == 1:
+            lock.release()
+            print(f"note: {out} is already complete with this config: nothing to run (pass "
+                  "--overwrite to run it again; the old run is moved aside)", file=sys.stderr)
+            return RunPaths(out).report_html
+    try:
+        return _run_locked(config, out, group, replace=decision == REPLACE)
+    finally:
+        lock.release()
+
+
+def _run_locked(config: ExperimentConfig, out: Path, group: Group, replace: bool) -> Path:
+    """The run proper (``replace``: move the run in ``out`` aside once everything is
+    checked)."""
     check_adaptive_targets(config)
     cache_root = expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
     _check_cache_folders(config, cache_root)
@@ -80,6 +111,8 @@ def _run(config: ExperimentConfig, out: Path, group: Group) -> Path:
         ctx = RunContext.create(config, out, group)
         check_pixel_epsilons(ctx)
         manifests = _prepare_datasets(ctx)
+    if replace and group.is_main:
+        print(f"note: the previous run in {out} was moved to {move_aside(out)}", file=sys.stderr)
     _start(ctx, cache_root)
     group.barrier()  # no rank writes to the cache before rank 0 has removed stale files
     try:

@@ -75,7 +75,7 @@ def incomplete_banner(run: RunData, status: str | None = None) -> str:
     listing = (f"<p>Datasets of config.yaml missing from this report:</p><ul>{items}</ul>"
                if missing else "")
     return (f"<div class='incomplete' role='alert' data-status='{esc(status or run.status)}'>"
-            f"<b>This run is incomplete.</b> {esc(message)}{listing}</div>")
+            f"<b>This run is incomplete: a partial report.</b> {esc(message)}{listing}</div>")
 
 
 def config_section(run: RunData) -> str:

@@ -206,6 +206,10 @@ class RunInfo:
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
     status: str | None = None  # one of RUN_STATUSES; None (older runs): complete
     error: str | None = None  # the message that ended a failed or interrupted run
+    # rows of each table written (results, differences, weights, pca) and results.csv's
+    # sha256 at the last write: readers refuse files that do not match (None: older runs)
+    rows: dict[str, int] | None = None
+    results_sha256: str | None = None
     config_path: str | None = field(default=None, metadata=KEEP_NULL)
     versions: dict[str, str] = field(default_factory=dict)  # package -> version
     # computation -> its version (ctxfusion.versioning); None: a run older than the versions
