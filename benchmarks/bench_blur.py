@@ -76,22 +76,7 @@ Blur = Callable[[torch.Tensor, float], torch.Tensor]
 def inside_boxes(blur: Blur, images: torch.Tensor, boxes: Sequence[torch.Tensor], sigma: float,
                  mode: str) -> torch.Tensor:
     """``blur_inside_boxes``'s two modes around any whole-image ``blur(images, sigma)``."""
-    height, width = images.shape[-2:]
-    if mode == "image":
-        mask = boxes_mask(boxes, height, width, images.device)
-        return torch.where(mask, blur(images, sigma), images)
-    total = torch.zeros_like(images)
-    count = torch.zeros(images.shape[0], 1, height, width, dtype=images.dtype,
-                        device=images.device)
-    for n, image_boxes in enumerate(boxes):
-        for box in image_boxes:
-            r0, r1, c0, c1 = pixel_ranges(box, height, width)
-            if r1 <= r0 or c1 <= c0:
-                continue
-            crop = images[n:n + 1, :, r0:r1, c0:c1]
-            total[n:n + 1, :, r0:r1, c0:c1] += blur(crop, sigma)
-            count[n:n + 1, :, r0:r1, c0:c1] += 1
-    return torch.where(count > 0, total / count.clamp_min(1), images)
+    return blur_inside_boxes(images, boxes, sigma, mode, blur=blur)
 
 
 def torchvision_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

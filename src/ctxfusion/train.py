@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,20 +100,34 @@ def train_linear_head(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = LinearHead([f.shape[1] for f in features], num_classes).to(x.device)
-    shuffle = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    n = x.shape[0]
-    size = n if batch_size is None else min(int(batch_size), n)
-    for _ in tqdm(range(epochs), desc=f"head alpha={alpha:g}", disable=not progress,
-                  leave=False):
-        order = torch.randperm(n, generator=shuffle).to(x.device) if size < n else None
-        for start in range(0, n, size):
-            idx = order[start : start + size] if order is not None else slice(None)
-            optimizer.zero_grad(set_to_none=True)
-            loss = alpha_regularised_loss(head(x[idx]), y[idx], head, alpha, penalised_stream)
-            loss.backward()
-            optimizer.step()
+
+    def loss(index: torch.Tensor | slice) -> torch.Tensor:
+        return alpha_regularised_loss(head(x[index]), y[index], head, alpha, penalised_stream)
+
+    minimise(head.parameters(), x.shape[0], loss, epochs=epochs, lr=lr, batch_size=batch_size,
+             seed=seed, device=x.device, progress=progress, desc=f"head alpha={alpha:g}")
     return head.eval()
+
+
+def minimise(parameters: Iterable[nn.Parameter], n: int,
+             loss: Callable[[torch.Tensor | slice], torch.Tensor], *, epochs: int, lr: float,
+             batch_size: int | None, seed: int, device: torch.device | str = "cpu",
+             progress: bool = False, desc: str = "") -> None:
+    """Adam on ``loss(index)`` over ``n`` examples: ``epochs`` passes of minibatches of
+    ``batch_size`` in an order shuffled by a generator seeded ``seed`` (its own: the global RNG
+    is not used), or full batch (``index`` = ``slice(None)``, no shuffle) when ``batch_size``
+    is None or at least ``n``. Every linear head (:func:`train_linear_head`) and the fusion
+    methods' heads (:mod:`ctxfusion.fusion.methods`) are fitted by it."""
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    shuffle = torch.Generator().manual_seed(seed)
+    size = n if batch_size is None else min(int(batch_size), n)
+    for _ in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
+        order = torch.randperm(n, generator=shuffle).to(device) if size < n else None
+        for start in range(0, n, size):
+            index = order[start : start + size] if order is not None else slice(None)
+            optimizer.zero_grad(set_to_none=True)
+            loss(index).backward()
+            optimizer.step()
 
 
 def accuracy(head: nn.Module, features: Sequence[torch.Tensor], labels: torch.Tensor) -> float:

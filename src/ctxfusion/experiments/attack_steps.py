@@ -47,15 +47,16 @@ def level_of(eps_pixel: torch.Tensor) -> float:
     return round(float(eps_pixel.mean()), 6)
 
 
-def _stream_view(ctx: RunContext, trial: Trial, key: str) -> tuple:
-    """(stream, view) of a feature key: the run's streams, or a stream of this trial only."""
+def stream_view(ctx: RunContext, trial: Trial, key: str) -> tuple:
+    """(stream, view) of a feature key: the run's streams, or a stream of this trial only
+    (such as an adversarially retrained backbone)."""
     return trial.extra_streams.get(key) or ctx.stream_views()[key]
 
 
 def spec_model(ctx: RunContext, trial: Trial, name: str) -> FusionClassifier:
     """Classifier ``name`` of ``trial`` as one pixel-space model (streams, views and head)."""
     spec = trial.spec(name)
-    pairs = [_stream_view(ctx, trial, key) for key in spec.inputs]
+    pairs = [stream_view(ctx, trial, key) for key in spec.inputs]
     return FusionClassifier([stream for stream, _ in pairs], trial.heads[name].to(ctx.device),
                             views=[view for _, view in pairs]).eval()
 
@@ -91,12 +92,13 @@ def matrix_epsilon(ctx: RunContext) -> float:
     return nonzero[len(nonzero) // 2] if nonzero else 0.0
 
 
-def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, source: str,
-              evaluated: list[ClassifierSpec], data: SubsetData | None = None,
-              region: str = "image", epsilons: list[torch.Tensor] | None = None) -> None:
-    """FGSM crafted on classifier ``source`` over ``data`` (default: the trial's test rows),
-    changing pixels in ``region`` only, at ``epsilons`` (default: the config's, in pixels);
-    every classifier of ``evaluated`` classified on the same adversarial images."""
+def fgsm_features(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, source: str,
+                  evaluated: list[ClassifierSpec], data: SubsetData | None = None,
+                  region: str = "image", epsilons: list[torch.Tensor] | None = None
+                  ) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Per eps of ``epsilons`` (default: the config's, in pixels): the eps and the features,
+    for every input of ``evaluated``, of the FGSM images crafted on classifier ``source`` over
+    ``data`` (default: the trial's test rows), changing pixels in ``region`` only (cached)."""
     data = data or trial.test
     if epsilons is None:
         epsilons = pixel_epsilons(ctx, ctx.config.fgsm.epsilons, ctx.config.fgsm.eps_space)
@@ -107,11 +109,21 @@ def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, sour
     attacked = [e for e in epsilons if not (reuse_clean and not bool(e.any()))]
     per_eps = iter(fgsm_sweep_features(
         ctx, test, data.rows, data.labels, spec_model(ctx, trial, source), source, attacked,
-        {key: _stream_view(ctx, trial, key) for key in needed},
+        {key: stream_view(ctx, trial, key) for key in needed},
         desc=f"{dataset}/{trial.subset} fgsm on {source} ({region})", region=region,
     ) if attacked else [])
-    for eps in epsilons:
-        features = next(per_eps) if any(eps is e for e in attacked) else clean
+    return [(eps, next(per_eps) if any(eps is e for e in attacked) else clean)
+            for eps in epsilons]
+
+
+def fgsm_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial, source: str,
+              evaluated: list[ClassifierSpec], data: SubsetData | None = None,
+              region: str = "image", epsilons: list[torch.Tensor] | None = None) -> None:
+    """FGSM crafted on classifier ``source`` (:func:`fgsm_features`); every classifier of
+    ``evaluated`` classified on the same adversarial images."""
+    data = data or trial.test
+    for eps, features in fgsm_features(ctx, dataset, test, trial, source, evaluated, data,
+                                       region, epsilons):
         for spec in evaluated:
             ctx.recorder.add_result(
                 dataset=dataset, subset=trial.subset, classifier=spec.name, source=source,
@@ -266,12 +278,17 @@ def whitebox_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial,
 def adaptive_targets(ctx: RunContext, trial: Trial) -> list[str]:
     """The defences of ``whitebox.adaptive`` that this trial has (ConfigError naming the
     valid ones for a name it does not know)."""
-    names = [spec.name for spec in trial.specs]
-    for i, name in enumerate(ctx.config.whitebox.adaptive):
+    check_adaptive_names(ctx.config.whitebox.adaptive, [spec.name for spec in trial.specs])
+    return list(ctx.config.whitebox.adaptive)
+
+
+def check_adaptive_names(adaptive: list[str], names: list[str]) -> None:
+    """Each name of ``whitebox.adaptive`` must be one of ``names``, the classifiers of the run
+    (ConfigError naming the key, the name and the valid ones)."""
+    for i, name in enumerate(adaptive):
         if name not in names:
             raise ConfigError(f"whitebox.adaptive[{i}] = {name!r}: not a classifier of this "
                               f"run; valid: {', '.join(names)}")
-    return list(ctx.config.whitebox.adaptive)
 
 
 def adaptive_regions(target: str, has_boxes: bool) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ctxfusion.experiments.attack_steps import _stream_view, usable_regions
+from ctxfusion.experiments.attack_steps import stream_view, usable_regions
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import SubsetData, Trial, head_correct, stratified_sample
 from ctxfusion.experiments.sweeps import SplitData, perturbed_row_features
@@ -30,7 +30,7 @@ def corruption_rows(ctx: RunContext, dataset: str, test: SplitData, trial: Trial
     cfg = ctx.config.corruptions
     data = corruption_sample(ctx, trial)
     needed = sorted({key for spec in trial.specs for key in spec.inputs})
-    pairs = {key: _stream_view(ctx, trial, key) for key in needed}
+    pairs = {key: stream_view(ctx, trial, key) for key in needed}
     severities = list(cfg.severities)
     batch_size = test.loader.batch_size or 1
     for name in cfg.names:

@@ -21,7 +21,12 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
-from ctxfusion.experiments.attack_steps import level_of, pixel_epsilons, spec_model
+from ctxfusion.experiments.attack_steps import (
+    fgsm_features,
+    level_of,
+    pixel_epsilons,
+    spec_model,
+)
 from ctxfusion.experiments.context import RunContext
 from ctxfusion.experiments.heads import (
     ClassifierSpec,
@@ -189,27 +194,14 @@ def heldout_rows(ctx: RunContext, dataset: str, test: SplitData, trials: list[Tr
 def _transferred(ctx: RunContext, dataset: str, test: SplitData, trial: Trial,
                  steps: set[str]) -> list[Condition]:
     """The FGSM sweep the fgsm step crafted on the object classifier for this trial (the
-    same call, so its cached features are found), one condition per eps; none when the
-    trial had no FGSM step."""
+    same :func:`fgsm_features` call, so its cached features are found), one condition per
+    eps; none when the trial had no FGSM step."""
     cfg, source = ctx.config, fusion_source(ctx)
     chosen = cfg.attack_subsets
     if "fgsm" not in steps or (chosen is not None and trial.subset not in chosen):
         return []
-    needed = sorted({key for spec in trial.specs for key in spec.inputs})
-    reuse_clean = all(key in trial.clean_features for key in needed)
-    epsilons = pixel_epsilons(ctx, cfg.fgsm.epsilons, cfg.fgsm.eps_space)
-    attacked = [e for e in epsilons if not (reuse_clean and not bool(e.any()))]
-    views = ctx.stream_views()
-    sweep = iter(fgsm_sweep_features(
-        ctx, test, trial.test.rows, trial.test.labels, spec_model(ctx, trial, source), source,
-        attacked, {key: trial.extra_streams.get(key) or views[key] for key in needed},
-        desc=f"{dataset}/{trial.subset} fgsm on {source} (image)") if attacked else [])
-    out = []
-    for eps in epsilons:
-        features = next(sweep) if any(eps is e for e in attacked) else \
-            {k: v[trial.test.rows] for k, v in trial.clean_features.items()}
-        out.append(Condition(features, "fgsm", level_of(eps), source, "transfer"))
-    return out
+    return [Condition(features, "fgsm", level_of(eps), source, "transfer")
+            for eps, features in fgsm_features(ctx, dataset, test, trial, source, trial.specs)]
 
 
 def _cross_fit(ctx: RunContext, trial: Trial, conditions: list[Condition],

@@ -19,6 +19,7 @@ from ctxfusion.experiments.attack_steps import (
     advtrain_head,
     advtrained,
     beyond_paper,
+    check_adaptive_names,
     fgsm_rows,
     fgsm_steps,
     matrix_epsilon,
@@ -168,10 +169,7 @@ def check_adaptive_targets(config: ExperimentConfig) -> None:
         names.append(advtrain_name(config))
     if "fusion" in config.steps and config.fusion.classifier:
         names += [fusion_name(config.fusion.classifier, m) for m in config.fusion.methods]
-    for i, name in enumerate(config.whitebox.adaptive):
-        if name not in names:
-            raise ConfigError(f"whitebox.adaptive[{i}] = {name!r}: not a classifier of this "
-                              f"run; valid: {', '.join(names)}")
+    check_adaptive_names(config.whitebox.adaptive, names)
 
 
 def check_pixel_epsilons(ctx: RunContext) -> None:

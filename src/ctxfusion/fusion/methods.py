@@ -12,7 +12,7 @@ from torch import nn
 
 from ctxfusion.fusion.heads import ExpertFusion, GatedFusion, drop_streams
 from ctxfusion.models import LinearHead
-from ctxfusion.train import train_linear_head
+from ctxfusion.train import minimise, train_linear_head
 from ctxfusion.versioning import computation
 
 #: the version of each robust fusion method (its training and its forward pass); each also
@@ -105,11 +105,11 @@ def train_dropout_head(features: list[torch.Tensor], labels: torch.Tensor, num_c
         head = LinearHead([f.shape[1] for f in features], num_classes)
     masks = torch.Generator().manual_seed(opt.seed + 1)
 
-    def loss(index: torch.Tensor) -> torch.Tensor:
+    def loss(index: torch.Tensor | slice) -> torch.Tensor:
         kept = drop_streams([f[index] for f in features], means, p, masks)
         return F.cross_entropy(head(torch.cat(kept, dim=1)), labels[index])
 
-    minimise(head.parameters(), len(labels), loss, opt.epochs, opt)
+    _minimise(head.parameters(), len(labels), loss, opt.epochs, opt)
     return head.eval()
 
 
@@ -125,25 +125,16 @@ def train_gate(experts: list[LinearHead], features: list[torch.Tensor], labels: 
         parameter.requires_grad_(False)
     x = torch.cat([f.float() for f in features], dim=1)
 
-    def loss(index: torch.Tensor) -> torch.Tensor:
+    def loss(index: torch.Tensor | slice) -> torch.Tensor:
         return F.cross_entropy(model(x[index]), labels[index])
 
-    minimise(model.gate.parameters(), len(labels), loss, opt.gate_epochs, opt)
+    _minimise(model.gate.parameters(), len(labels), loss, opt.gate_epochs, opt)
     return model.eval()
 
 
-def minimise(parameters, n: int, loss: Callable[[torch.Tensor], torch.Tensor], epochs: int,
-             opt: Optimisation) -> None:
-    """Adam on ``loss(index)`` over ``n`` examples: ``epochs`` passes of seeded shuffled
-    minibatches (full batch when ``opt.batch_size`` is None). The linear heads of the paper
-    use :func:`ctxfusion.train.train_linear_head`; this loop serves the losses it cannot
-    express (a fresh dropout mask per step, a gate over frozen experts)."""
-    optimizer = torch.optim.Adam(parameters, lr=opt.lr)
-    shuffle = torch.Generator().manual_seed(opt.seed)
-    size = n if opt.batch_size is None else min(int(opt.batch_size), n)
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=shuffle) if size < n else torch.arange(n)
-        for start in range(0, n, size):
-            optimizer.zero_grad(set_to_none=True)
-            loss(order[start:start + size]).backward()
-            optimizer.step()
+
+def _minimise(parameters, n: int, loss: Callable[[torch.Tensor | slice], torch.Tensor],
+              epochs: int, opt: Optimisation) -> None:
+    """:func:`ctxfusion.train.minimise` with ``opt``'s settings and ``epochs`` passes."""
+    minimise(parameters, n, loss, epochs=epochs, lr=opt.lr, batch_size=opt.batch_size,
+             seed=opt.seed)

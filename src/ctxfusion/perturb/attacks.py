@@ -200,58 +200,62 @@ _ALPHA = Setting((int, float), minimum=0, exclusive=True)  # default eps / 4
 _SEED = Setting(int, default=0)
 
 
-@register_attack("bim")
-class Bim(Attack):
-    """Basic iterative method: ``steps`` signed steps of ``alpha`` (default eps / 4)."""
+class _SteppedAttack(Attack):
+    """An iterative attack of ``steps`` steps (``whitebox.steps``), restarted
+    ``whitebox.restarts`` times when it declares ``restarts``; :meth:`step_size` gives its
+    ``alpha`` (default eps / 4). Not registered: the base of the attacks below."""
 
     iterative = True
-    settings = {"steps": _STEPS, "alpha": _ALPHA}
 
     @classmethod
     def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
-        return {"steps": whitebox.steps}
+        out = {"steps": whitebox.steps}
+        if "restarts" in cls.settings:
+            out["restarts"] = whitebox.restarts
+        return out
+
+    @staticmethod
+    def step_size(settings: dict[str, Any], eps: float) -> float:
+        """The step size: the ``alpha`` setting, or eps / 4 when it is not set."""
+        return float(settings["alpha"] or eps / 4)
+
+
+@register_attack("bim")
+class Bim(_SteppedAttack):
+    """Basic iterative method: ``steps`` signed steps of ``alpha`` (default eps / 4)."""
+
+    settings = {"steps": _STEPS, "alpha": _ALPHA}
 
     @classmethod
     def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
         import torchattacks
 
-        alpha = float(settings["alpha"] or eps / 4)
-        return torchattacks.BIM(model, eps=eps, alpha=alpha, steps=settings["steps"])
+        return torchattacks.BIM(model, eps=eps, alpha=cls.step_size(settings, eps),
+                                steps=settings["steps"])
 
 
 @register_attack("pgd")
-class Pgd(Attack):
+class Pgd(_SteppedAttack):
     """PGD with a random start, best of ``restarts`` seeded restarts (:class:`RestartedAttack`)."""
 
-    iterative = True
     settings = {"steps": _STEPS, "alpha": _ALPHA, "random_start": Setting(bool, default=True),
                 "restarts": Setting(int, default=1, minimum=1), "seed": _SEED}
 
     @classmethod
-    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
-        return {"steps": whitebox.steps, "restarts": whitebox.restarts}
-
-    @classmethod
     def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
         import torchattacks
 
-        alpha = float(settings["alpha"] or eps / 4)
-        attack = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=settings["steps"],
-                                  random_start=settings["random_start"])
+        attack = torchattacks.PGD(model, eps=eps, alpha=cls.step_size(settings, eps),
+                                  steps=settings["steps"], random_start=settings["random_start"])
         return RestartedAttack(attack, model, settings["restarts"], settings["seed"])
 
 
 @register_attack("apgd")
-class Apgd(Attack):
+class Apgd(_SteppedAttack):
     """APGD-CE (torchattacks.APGD, Linf, cross-entropy): step sizes adapted per image, no
     step size to tune; the first attack of AutoAttack. Best of ``restarts`` seeded runs."""
 
-    iterative = True
     settings = {"steps": _STEPS, "restarts": Setting(int, default=1, minimum=1), "seed": _SEED}
-
-    @classmethod
-    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
-        return {"steps": whitebox.steps, "restarts": whitebox.restarts}
 
     @classmethod
     def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
@@ -264,25 +268,20 @@ class Apgd(Attack):
 
 
 @register_attack("eotpgd")
-class EotPgd(Attack):
+class EotPgd(_SteppedAttack):
     """PGD on the expectation over ``eot_samples`` forward passes (torchattacks.EOTPGD): the
     attack for a randomised defence (with a deterministic model it is PGD)."""
 
-    iterative = True
     settings = {"steps": _STEPS, "alpha": _ALPHA, "eot_samples": Setting(int, default=4,
                                                                          minimum=1)}
-
-    @classmethod
-    def settings_from(cls, whitebox: Any, num_classes: int) -> dict[str, Any]:
-        return {"steps": whitebox.steps}
 
     @classmethod
     def build(cls, model: nn.Module, eps: float, **settings: Any) -> AttackFn:
         import torchattacks
 
-        alpha = float(settings["alpha"] or eps / 4)
-        return torchattacks.EOTPGD(model, eps=eps, alpha=alpha, steps=settings["steps"],
-                                   eot_iter=settings["eot_samples"], random_start=True)
+        return torchattacks.EOTPGD(model, eps=eps, alpha=cls.step_size(settings, eps),
+                                   steps=settings["steps"], eot_iter=settings["eot_samples"],
+                                   random_start=True)
 
 
 @register_attack("autoattack")

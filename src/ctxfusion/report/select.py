@@ -142,6 +142,10 @@ class Point:
     seeds: int
     n: int
 
+    def error_bar(self) -> list[list[float]]:
+        """Its interval as matplotlib's asymmetric error bar: ``[[below], [above]]``."""
+        return [[self.accuracy - self.ci_low], [self.ci_high - self.accuracy]]
+
 
 def matches(row: ResultRow, setting: str, source: str = "fg") -> bool:
     """Whether ``row`` belongs to ``setting`` (module docstring)."""

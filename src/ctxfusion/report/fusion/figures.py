@@ -78,8 +78,7 @@ def _errorbar(ax: plt.Axes, x: Point, y: Point, colour: str, marker: str, hollow
               label: str | None) -> None:
     ax.errorbar(x.accuracy, y.accuracy, fmt=marker, color=colour, markersize=7, capsize=2,
                 elinewidth=0.9, zorder=3, markerfacecolor="none" if hollow else colour,
-                xerr=[[x.accuracy - x.ci_low], [x.ci_high - x.accuracy]],
-                yerr=[[y.accuracy - y.ci_low], [y.ci_high - y.accuracy]], label=label)
+                xerr=x.error_bar(), yerr=y.error_bar(), label=label)
 
 
 def level_text(table: FusionTable, key: str) -> str:

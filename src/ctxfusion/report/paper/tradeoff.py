@@ -54,9 +54,7 @@ def _draw_panel(builder: FigureBuilder, ax: plt.Axes, dataset: str, subset: str,
         style = builder.palette.style(name)
         ax.errorbar(clean.accuracy, attacked.accuracy, fmt=style.marker, color=style.color,
                     markersize=6, capsize=2, zorder=2,
-                    xerr=[[clean.accuracy - clean.ci_low], [clean.ci_high - clean.accuracy]],
-                    yerr=[[attacked.accuracy - attacked.ci_low],
-                          [attacked.ci_high - attacked.accuracy]],
+                    xerr=clean.error_bar(), yerr=attacked.error_bar(),
                     label=name if parse_classifier(name).alpha is None else None)
         pair = alpha_pair(builder.run, dataset, subset, name)
         if pair is not None:

@@ -13,6 +13,8 @@ eps). The robust fusion methods and held-out classifiers are left out (their own
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ctxfusion.report.figure_base import FigureSet
 from ctxfusion.report.grouping import (
     BySeed,
@@ -37,7 +39,7 @@ from ctxfusion.report.robustness.select import (
     transfer_places,
     whitebox_rows,
 )
-from ctxfusion.report.rundir import RunData
+from ctxfusion.report.rundir import ResultRow, RunData
 from ctxfusion.report.select import aggregate, pick
 from ctxfusion.report.tables import format_accuracy, grid_table, results_table
 
@@ -50,6 +52,19 @@ CLEAN = "clean (no attack)"
 
 def _place_head(dataset: str, subset: str) -> str:
     return f"<h3>{esc(dataset)} / {esc(subset)}</h3>"
+
+
+def _section(key: str, intro: str, rows: list[ResultRow],
+             place: Callable[[str, str, list[ResultRow]], list[str]]) -> str:
+    """A section of ``rows`` (empty without them): its title and ``intro``, then per
+    dataset/subset a heading and what ``place(dataset, subset, the place's rows)`` writes."""
+    if not rows:
+        return ""
+    parts = [f"<h2 id='{key}'>{esc(TITLES[key])}</h2><p>{intro}</p>"]
+    for dataset, subset in places(rows):
+        parts.append(_place_head(dataset, subset))
+        parts += place(dataset, subset, in_place(rows, dataset, subset))
+    return "".join(parts)
 
 
 # --- transfer ---------------------------------------------------------------------------------
@@ -100,25 +115,24 @@ def transfer_section(run: RunData, figures: FigureSet) -> str:
 # --- white-box and adaptive ------------------------------------------------------------------
 def whitebox_section(run: RunData) -> str:
     """Each classifier attacked through its own gradient, and the adaptive attacks."""
-    rows = whitebox_rows(run)
-    if not rows:
-        return ""
     several = several_experiments(run)
-    parts = [f"<h2 id='whitebox-adaptive'>{esc(TITLES['whitebox-adaptive'])}</h2><p>Each "
-             "classifier attacked through its own gradient (threat whitebox: FGSM and the "
-             "iterative attacks, whole image) and the defences under attacks adapted to them "
-             "(threat adaptive: through an alpha head's own gradient, through a view that hides "
-             "the boxes, ...); one table per attack, columns = eps; clean beside.</p>"]
-    for dataset, subset in places(rows):
-        mine = in_place(rows, dataset, subset)
+
+    def place(dataset: str, subset: str, mine: list[ResultRow]) -> list[str]:
         clean = in_place(clean_rows(run), dataset, subset)
-        parts.append(_place_head(dataset, subset))
+        parts = []
         for attack, region, group in by_region(mine, attacks_in_order(mine)):
             where = "" if region == "image" else f", region {region}"
             parts.append(f"<h4>{esc(attack)}{esc(where)}</h4>"
                          + results_table(group, dataset, attack, several, clean,
                                          "robust whitebox", EPS_LABEL))
-    return "".join(parts)
+        return parts
+
+    return _section(
+        "whitebox-adaptive", "Each classifier attacked through its own gradient (threat "
+        "whitebox: FGSM and the iterative attacks, whole image) and the defences under attacks "
+        "adapted to them (threat adaptive: through an alpha head's own gradient, through a view "
+        "that hides the boxes, ...); one table per attack, columns = eps; clean beside.",
+        whitebox_rows(run), place)
 
 
 # --- threat regions --------------------------------------------------------------------------
@@ -165,18 +179,10 @@ def lead_sentence(run: RunData, key: tuple, cells: dict[str, BySeed]) -> str:
 
 def regions_section(run: RunData) -> str:
     """Per attack and eps: classifier x region (image, box, background), white-box."""
-    rows = region_rows(run)
-    if not rows:
-        return ""
-    parts = [f"<h2 id='threat-regions'>{esc(TITLES['threat-regions'])}</h2><p>White-box "
-             "attacks allowed to change the whole image, only the object boxes, or only the "
-             "background; per attack and eps, accuracy (%) [95 % interval] of each classifier "
-             "in each region, clean beside. A lead is a finding only when the paired "
-             "difference (differences.csv, same images) excludes zero.</p>"]
-    for dataset, subset in places(rows):
-        mine = in_place(rows, dataset, subset)
+
+    def place(dataset: str, subset: str, mine: list[ResultRow]) -> list[str]:
         clean = clean_cells(run, dataset, subset)
-        parts.append(_place_head(dataset, subset))
+        parts = []
         for attack in attacks_in_order(mine):
             for level in sorted({r.level for r in mine if r.perturbation == attack}):
                 group = [r for r in mine if (r.perturbation, r.level) == (attack, level)]
@@ -194,27 +200,33 @@ def regions_section(run: RunData) -> str:
                                         if (n, region) in cells}) for region in regions]
                 parts.append(f"<h4>{esc(attack)}, eps {level:g}</h4>{table}<ul>"
                              + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>")
-    return "".join(parts)
+        return parts
+
+    return _section(
+        "threat-regions", "White-box attacks allowed to change the whole image, only the "
+        "object boxes, or only the background; per attack and eps, accuracy (%) [95 % "
+        "interval] of each classifier in each region, clean beside. A lead is a finding only "
+        "when the paired difference (differences.csv, same images) excludes zero.",
+        region_rows(run), place)
 
 
 # --- corruptions -----------------------------------------------------------------------------
 def corruptions_section(run: RunData, figures: FigureSet) -> str:
     """Per corruption and region: classifier x severity (clean as severity 0), and curves."""
-    rows = corruption_rows(run)
-    if not rows:
-        return ""
     several = several_experiments(run)
-    parts = [f"<h2 id='corruptions'>{esc(TITLES['corruptions'])}</h2><p>Common corruptions "
-             "(no attacker) at severity 1-5, applied to the whole image, the object boxes or "
-             "the background; severity 0 is the clean image.</p>"]
-    for dataset, subset in places(rows):
-        mine = in_place(rows, dataset, subset)
+
+    def place(dataset: str, subset: str, mine: list[ResultRow]) -> list[str]:
         clean = in_place(clean_rows(run), dataset, subset)
-        parts.append(_place_head(dataset, subset))
+        parts = []
         for corruption, region, group in by_region(mine, sorted({r.perturbation for r in mine})):
             names = {r.classifier for r in group}
             parts.append(f"<h4>{esc(corruption)}, region {esc(region)}</h4>" + results_table(
                 group + [r for r in clean if r.classifier in names], dataset, corruption,
                 several, table_class="robust corruption", label="severity (0 = clean)"))
         parts.append(figures_with_stem(figures, f"{CORRUPTIONS}_{dataset}_{subset}"))
-    return "".join(parts)
+        return parts
+
+    return _section(
+        "corruptions", "Common corruptions (no attacker) at severity 1-5, applied to the whole "
+        "image, the object boxes or the background; severity 0 is the clean image.",
+        corruption_rows(run), place)
