@@ -180,7 +180,8 @@ def test_bit_identical_to_the_previous_algorithm(threads):
     torch.set_num_threads(threads)
     try:
         g = torch.Generator().manual_seed(threads)
-        shapes = [(1, 3, 224, 224), (4, 3, 224, 224), (64, 3, 64, 64), (5, 1, 13, 40),
+        # a single image and a batch at 224 px, a batch at 64 px, odd and degenerate shapes
+        shapes = [(1, 3, 224, 224), (2, 3, 224, 224), (16, 3, 64, 64), (5, 1, 13, 40),
                   (3, 4, 1, 9), (2, 3, 70, 3)]
         for i, shape in enumerate(shapes):
             images = torch.rand(*shape, generator=g) * (255 if i % 2 else 1)

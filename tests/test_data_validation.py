@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_in_process import run_ctxfusion
 from ctxfusion.data import validate
 from ctxfusion.data.cifar import prepare_cifar10
 from ctxfusion.data.coco import load_coco, prepare_coco
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
-    """``python -m ctxfusion.cli ARGS`` with ``CTXFUSION_HOME=home``."""
+    """``python -m ctxfusion.cli ARGS`` with ``CTXFUSION_HOME=home``, a real subprocess."""
     env = {**os.environ, "CTXFUSION_HOME": str(home), "CTXFUSION_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "ctxfusion.cli", *args], capture_output=True,
                           text=True, timeout=300, env=env, cwd=ROOT)
@@ -67,8 +68,8 @@ def coco_with(tmp_path: Path, change: Callable[[dict], None], cases: dict = CASE
 def prepare_coco_cli(tmp_path: Path, ann: Path, images: Path, *extra: str
                      ) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path / "out"
-    return run_cli("prepare", "coco", "--annotations", str(ann), "--images", str(images),
-                   "--out", str(out), "--quiet", *extra, home=tmp_path / "home"), out
+    return run_ctxfusion("prepare", "coco", "--annotations", str(ann), "--images", str(images),
+                         "--out", str(out), "--quiet", *extra, home=tmp_path / "home"), out
 
 
 def _set(path: str, value: object) -> Callable[[dict], None]:
@@ -307,8 +308,8 @@ def test_cifar_batch_fields(tmp_path, values, message):
     folder, _ = write_batches(tmp_path / "root", per_batch=2)
     _rewrite_batch(folder, "data_batch_4", **values)
     out = tmp_path / "out"
-    result = run_cli("prepare", "cifar10", "--root", str(tmp_path / "root"), "--out", str(out),
-                     "--quiet", home=tmp_path / "home")
+    result = run_ctxfusion("prepare", "cifar10", "--root", str(tmp_path / "root"), "--out",
+                           str(out), "--quiet", home=tmp_path / "home")
     assert_refused(result, out, f"{folder / 'data_batch_4'}: {message}")
     assert not out.exists()  # validated before anything is exported
 
@@ -342,8 +343,8 @@ def test_empty_class_folder_is_skipped_with_a_note(tmp_path):
 def test_empty_class_folder_leaving_one_class_is_an_error(tmp_path):
     root = _tree(tmp_path / "tree", {"ant": 4, "bee": 0})
     out = tmp_path / "out"
-    result = run_cli("prepare", "imagefolder", "--root", str(root), "--out", str(out), "--quiet",
-                     home=tmp_path / "home")
+    result = run_ctxfusion("prepare", "imagefolder", "--root", str(root), "--out", str(out),
+                           "--quiet", home=tmp_path / "home")
     assert_refused(result, out, f"without a readable image file: {root / 'bee'}/ (empty)",
                    "1 class(es) left, a dataset needs at least 2 classes with images")
 

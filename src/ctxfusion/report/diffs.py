@@ -86,17 +86,34 @@ def _setting_of(row: DifferenceRow, setting: str, source: str) -> bool:
     return row.threat == "whitebox"
 
 
+#: rows of differences.csv by (dataset, subset, perturbation, seed, {a, b}), in file order
+PairIndex = dict[tuple[str, str, str, int, frozenset[str]], list[DifferenceRow]]
+
+
+def pair_index(run: RunData) -> PairIndex:
+    """The run's differences by pair, built once per list of rows (a report asks for
+    thousands of pairs: a scan of every row each time took a third of its build)."""
+    rows = run.differences or []
+    cached = run.__dict__.get("_pair_index")
+    if cached is None or cached[0] is not rows or cached[1] != len(rows):
+        index: PairIndex = {}
+        for row in rows:
+            key = (row.dataset, row.subset, row.perturbation, row.seed,
+                   frozenset((row.classifier_a, row.classifier_b)))
+            index.setdefault(key, []).append(row)
+        cached = (rows, len(rows), index)
+        run.__dict__["_pair_index"] = cached
+    return cached[2]
+
+
 def paired_row(run: RunData, dataset: str, subset: str, a: str, b: str, perturbation: str,
                level: float, setting: str, seed: int, source: str = "fg") -> Diff | None:
     """The differences.csv comparison of a and b (either order), or None."""
     best: tuple[int, Diff] | None = None
-    for row in run.differences or []:
-        if ((row.dataset, row.subset, row.perturbation, row.seed) != (dataset, subset,
-                                                                     perturbation, seed)
-                or not math.isclose(row.level, level, rel_tol=1e-9, abs_tol=1e-12)
+    for row in pair_index(run).get((dataset, subset, perturbation, seed, frozenset((a, b))),
+                                   []):
+        if (not math.isclose(row.level, level, rel_tol=1e-9, abs_tol=1e-12)
                 or not is_standard(row) or not _setting_of(row, setting, source)):
-            continue
-        if {row.classifier_a, row.classifier_b} != {a, b}:
             continue
         found = _from_row(row, swap=row.classifier_a != a)
         if best is None or row.n >= best[0]:
