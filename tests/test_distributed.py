@@ -38,6 +38,12 @@ SMALL = [
     "whitebox.adaptive=[]",
     "pca.max_points_per_class=10",
     "batch_size=32",  # 5 train and 3 test batches: an uneven split across 2 ranks
+    # one region, one corruption and two fusion methods still run every sharded step
+    "fgsm.regions=[image, box]",
+    "whitebox.regions=[image]",
+    "corruptions={names: [gaussian_noise], severities: [1, 3], max_images: 40, "
+    "regions: [image]}",
+    "fusion={methods: [dropout, fgsmtrain], heldout_folds: 2, max_train_images: 64}",
 ]
 
 
@@ -50,6 +56,8 @@ def _run(command: list[str], out: Path, cache: Path, home: Path) -> subprocess.C
         env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_torchrun_on_two_processes_gives_the_rows_of_one_process(tmp_path) -> None:
     home = tmp_path / "home"
     single = _run([sys.executable, "-m", "ctxfusion"], tmp_path / "single",
@@ -105,6 +113,7 @@ def _rank_main(rank: int, world: int, init_file: str, cache_root: str, calls: st
         dist.destroy_process_group()
 
 
+@pytest.mark.torchrun
 def test_a_restart_recomputes_only_the_missing_shards(tmp_path) -> None:
     """Rank 1 finished its shard before the run died; the restart computes rank 0's only,
     and the merged tensor equals the single-process one."""
@@ -159,6 +168,7 @@ def _finetune_rank(rank: int, world: int, init_file: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.torchrun
 def test_data_parallel_finetuning_matches_one_process(tmp_path) -> None:
     """Two ranks, each on half of every batch, with DistributedDataParallel: the replicas end
     equal, and equal to one process on whole batches (within float error)."""
