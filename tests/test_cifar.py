@@ -121,3 +121,15 @@ def test_real_cifar10_jpeg_tree(cifar10_jpeg, tmp_path):
     image, label, boxes, _ = test[len(test) - 1]
     assert image.shape == (3, 224, 224) and label == 9 and boxes.shape == (0, 4)
     assert test.classes[label] == "truck"
+
+
+def test_download_offline_fails_at_once_with_the_file_to_place(tmp_path, monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(DataError, match=r"cannot download CIFAR-10 .*Network is unreachable.*"
+                                        r"cifar-10-python\.tar\.gz and unpack it into"):
+        prepare_cifar10(tmp_path / "empty", tmp_path / "out", download=True, progress=False)

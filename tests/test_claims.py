@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ctxfusion import cli
-from ctxfusion.report.claims import evaluate_run, render_markdown
+from ctxfusion.report.claims import evaluate_run, render_markdown, render_verdicts
 from ctxfusion.report.layout import build_report
 from ctxfusion.schema import (
     CLAIM_COLUMNS,
@@ -102,9 +102,26 @@ def test_c1_verdict_flips_when_the_interval_crosses_zero(tmp_path: Path) -> None
 def test_several_seeds_are_reproduced_only_when_every_seed_holds(tmp_path: Path) -> None:
     both = verdicts(blur_run(tmp_path / "both", {0: (0.01, 0.09), 1: (0.02, 0.08)}))["C1"]
     assert both[0] == "reproduced" and "same verdict for all 2 seeds" in both[1]
-    mixed = verdicts(blur_run(tmp_path / "mixed", {0: (0.01, 0.09), 1: (-0.02, 0.08)}))["C1"]
+    mixed_run = blur_run(tmp_path / "mixed", {0: (0.01, 0.09), 1: (-0.02, 0.08)})
+    mixed = verdicts(mixed_run)["C1"]
     assert mixed[0] == "partly" and "differs between seeds" in mixed[1]
     assert "seed 0 reproduced" in mixed[1] and "seed 1 not reproduced" in mixed[1]
+    c1 = next(r for r in evaluate_run(mixed_run) if r.claim == "C1")
+    assert c1.decided_by.startswith("seed 1: joint - fg +3.0 [-2.0, +8.0] pts at sigma")
+
+
+def test_the_verdict_table_has_one_row_per_claim_with_the_deciding_number(
+        tmp_path: Path) -> None:
+    rows = evaluate_run(blur_run(tmp_path / "run", {0: (0.01, 0.09)}))
+    table = render_verdicts(rows).splitlines()
+    assert table[:2] == ["dataset coco:", table[1]]
+    assert table[1].split() == ["claim", "verdict", "decided", "by"]
+    assert [line.split()[0] for line in table[2:]] == [r.claim for r in rows]
+    c1 = next(line for line in table if line.startswith("C1 "))
+    assert "reproduced" in c1 and c1.endswith("joint - fg +5.0 [+1.0, +9.0] pts at sigma 10 px")
+    c6 = next(line for line in table if line.startswith("C6 "))
+    assert c6.split()[-2:] == ["n/a", "-"]
+    assert max(map(len, table)) < 130
 
 
 def test_c2_compares_with_the_papers_value_at_sigma_10(tmp_path: Path) -> None:
@@ -113,8 +130,11 @@ def test_c2_compares_with_the_papers_value_at_sigma_10(tmp_path: Path) -> None:
         results += [res(n, "blur", s, 0.5, subset=subset) for n in ("fg", "joint")
                     for s in (5, 11)]
         differences += [dif("joint", "fg", "blur", s, ci, subset=subset) for s in (5, 11)]
-    c2 = verdicts(make_run(tmp_path, results, differences))["C2"]
+    run = make_run(tmp_path, results, differences)
+    c2 = verdicts(run)["C2"]
     assert c2[0] == "partly"  # dissimilar contains +10, similar's gain misses +5
+    decided = next(r.decided_by for r in evaluate_run(run) if r.claim == "C2")
+    assert decided == "similar: joint - fg +15.0 [+10.0, +20.0] pts at sigma 11 px (paper +5)"
     assert "dissimilar: sigma 11 px: joint - fg = +8.0 [+4.0, +12.0] pts" in c2[1]
     assert "(paper +10)" in c2[1] and "(paper +5)" in c2[1]
 
@@ -201,6 +221,7 @@ def test_claims_cli_writes_csv_and_markdown(tmp_path: Path,
     assert tuple(reader.fieldnames or ()) == CLAIM_COLUMNS
     c1 = next(r for r in rows if r["claim"] == "C1")
     assert (c1["run"], c1["dataset"], c1["verdict"]) == ("run", "coco", "reproduced")
+    assert c1["decided_by"].startswith("joint - fg +5.0 [+1.0, +9.0] pts at sigma")
     md = (run / "claims.md").read_text()
     assert md.count("| **C") == len({r["claim"] for r in rows}) and "run / coco" in md
 

@@ -230,7 +230,10 @@ def test_cli_run_prints_the_claims_and_writes_them(tmp_path: Path, monkeypatch,
     with open(out / "claims.csv", newline="") as handle:
         verdicts = {row["claim"]: row["verdict"] for row in csv.DictReader(handle)}
     assert verdicts["C6"] == "not applicable"  # a CIFAR-10 claim on a boxed dataset
-    assert f"C1     scenes-cs0.8             {verdicts['C1']}" in printed
+    c1 = next(line for line in printed.splitlines() if line.startswith("C1 "))
+    assert verdicts["C1"] in c1 and "joint - fg" in c1
+    assert printed.rstrip().endswith(f"claims.csv: {out / 'claims.csv'}")
+    assert f"report:     {out / 'report.html'}" in printed
 
 
 def test_attack_subsets_limit_only_the_attack_steps(tmp_path: Path, monkeypatch) -> None:

@@ -253,3 +253,112 @@ def test_preprocessing_record():
     assert record.override({}, "x") is record
     with pytest.raises(ConfigError, match="must be a mapping"):
         record.override([("mean", 1)], "x")
+
+
+def _refuse_connections(monkeypatch) -> None:
+    """No socket can connect (an offline machine): the probe and any download fail at once."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("offline", ["1", None])
+def test_uncached_library_weights_fail_at_once_naming_the_file(monkeypatch, tmp_path, offline):
+    """With or without CTXFUSION_OFFLINE, no retry: one error naming the file and its place."""
+    import time
+
+    import huggingface_hub
+
+    if offline is None:
+        monkeypatch.delenv("CTXFUSION_OFFLINE")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    _refuse_connections(monkeypatch)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    start = time.perf_counter()
+    with pytest.raises(WeightsError) as caught:
+        create_stream("timm:resnet18")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "resnet18.a1_in1k/resolve/main/model.safetensors" in message
+    assert str(tmp_path / "home" / "weights" / "timm-resnet18.a1_in1k.safetensors") in message
+    with pytest.raises(WeightsError, match=r"(?i)place (it|the file) at .*18-f37072fd\.pth"):
+        create_stream("torchvision:resnet18")
+    assert time.perf_counter() - start < 10
+
+
+def test_placed_timm_weights_are_found_in_the_cache(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    placed = tmp_path / "home" / "weights" / "timm-resnet18.a1_in1k.safetensors"
+    placed.parent.mkdir(parents=True)
+    save_file(timm.create_model("resnet18").state_dict(), str(placed))
+    stream = create_stream("timm:resnet18", preprocessing=SMALL)
+    assert stream.feature_dim == 512
+
+
+def test_unanswered_host_is_reported_within_the_probe_timeout(monkeypatch):
+    """A name lookup or connection that hangs (a silent firewall) is cut at the timeout."""
+    import socket
+    import time
+
+    from ctxfusion.network import unreachable_reason
+
+    def hang(*args, **kwargs):
+        time.sleep(5)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    start = time.perf_counter()
+    reason = unreachable_reason("https://example.org/weights.pth", timeout=0.5)
+    assert reason == "no answer from example.org within 0.5 s"
+    assert time.perf_counter() - start < 3
+
+
+_UNKNOWN_MODEL_RUN: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("offline", ["1", None])
+def test_run_naming_uncached_timm_weights_exits_2_before_any_work(tmp_path, offline):
+    """``ctxfusion run`` with empty caches fails in seconds with the file to place."""
+    import os
+    import subprocess
+    import time
+
+    config = tmp_path / "timm.yaml"
+    config.write_text(
+        "experiment: timm-offline\nstreams:\n  fg: {name: 'timm:resnet18'}\ndatasets:\n"
+        "  - {name: s, kind: scenes, context_strength: 0.8, num_train: 200, num_test: 100}\n",
+        encoding="utf-8")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CTXFUSION_OFFLINE", "HF_HUB_OFFLINE")}
+    env.update(CTXFUSION_HOME=str(tmp_path / "home"), HF_HOME=str(tmp_path / "hf"),
+               TORCH_HOME=str(tmp_path / "torch"),
+               HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens: hermetic even when online
+    if offline:
+        env["CTXFUSION_OFFLINE"] = offline
+    command = [sys.executable, "-m", "ctxfusion.cli", "run", str(config), "--out",
+               str(tmp_path / "run")]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "timm-resnet18.a1_in1k.safetensors" in errors[0]
+    assert str(tmp_path / "home" / "weights") in errors[0]
+    assert not (tmp_path / "run" / "results.csv").exists()
+    # The same run naming an unknown timm model fails at the same point without any weights
+    # lookup: imports (about 6 s of CPU) set the pace of both; the lookup adds no waiting
+    # (huggingface_hub's retries used to sleep for about a minute).
+    if "seconds" not in _UNKNOWN_MODEL_RUN:
+        config.write_text(config.read_text(encoding="utf-8").replace("resnet18", "nonet"),
+                          encoding="utf-8")
+        start = time.perf_counter()
+        baseline = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        _UNKNOWN_MODEL_RUN["seconds"] = time.perf_counter() - start
+        assert baseline.returncode == 2 and "unknown timm model 'nonet'" in baseline.stderr
+    imports = _UNKNOWN_MODEL_RUN["seconds"]
+    assert seconds < 1.3 * imports + 8, (seconds, imports)

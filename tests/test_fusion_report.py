@@ -197,7 +197,9 @@ def test_figure_and_section(fusion_run: Path) -> None:
     section = page[page.index("id='robust-fusion'"):]
     assert "only where its white-box row says so" in section
     assert "run.json fusion settings" in section and "heldout_folds: 5" in section
-    assert "id='figF_fusion_scenes_all'" in section
+    # the frontier of subset all is a headline figure: shown once, under the verdicts on top
+    findings = page[page.index("id='findings'"):page.index("id='claims'")]
+    assert "id='figF_fusion_scenes_all'" in findings and page.count("figF_fusion_scenes_all'") == 1
     assert "data-classifier='joint-gate-heldout'" in section
     assert "data-verdict='better'" in section and "data-verdict='worse'" in section
     # the paper's and the robustness sections do not list the new classifiers

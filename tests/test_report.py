@@ -299,6 +299,58 @@ def test_report_inlines_every_figure_and_is_self_contained(built: tuple[Path, st
         assert f"id='{anchor}'" in page, anchor
 
 
+class _Outline(HTMLParser):
+    """The page's sections (h2 ids) and tables (class) in order, and every <img> source."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+        self.images: list[str] = []
+        self.details: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "h2":
+            self.order.append(f"h2#{a.get('id')}")
+        elif tag == "table":
+            self.order.append(f"table.{a.get('class') or ''}")
+        elif tag == "img":
+            self.images.append(a.get("src") or "")
+            self.order.append("img")
+        elif tag == "details":
+            self.details.append(self.order[-1] if self.order else "")
+
+
+def test_report_opens_with_the_verdicts_and_ends_with_the_metadata(
+        built: tuple[Path, str]) -> None:
+    """No browser on the test machines: the page's structure is checked as parsed HTML."""
+    _, page = built
+    outline = _Outline()
+    outline.feed(page)
+    order = outline.order
+    assert order[0] == "h2#findings" and order[1] == "table.verdicts"
+    sections = [item for item in order if item.startswith("h2#")]
+    assert sections[-3:] == ["h2#notes", "h2#summary", "h2#config"]
+    findings_end = order.index(sections[1])
+    headline = order[:findings_end].count("img")
+    assert headline == 3  # blur and FGSM curves of fg, bg, joint; the fusion frontier
+    assert order.index("table.verdicts") < min(order.index(s) for s in sections[1:])
+    assert order.index("table.verdicts") < order.index("img")
+    # the verdict table: one row per claim, its number beside the verdict
+    table = page[page.index("<table class='verdicts'"):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr data-claim=") == 11 and "decided by" in table
+    # class lists collapsed, at the end
+    assert page.count("<details>") >= 1 and page.index("<details>") > page.index("id='notes'")
+    # every figure is inlined and decodes as PNG
+    assert outline.images
+    for source in outline.images:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    # nothing shown twice: each figure once, at the top or in its section
+    assert len(outline.images) == len(set(outline.images))
+
+
 class _Tables(HTMLParser):
     """Collects the results tables: {(dataset, pert): {(subset, clf, src, threat, level):
     (first text of the cell, n, seeds)}}."""

@@ -32,10 +32,12 @@ def main(args: argparse.Namespace) -> int:
     report = run_experiment(config, out, overwrite=args.overwrite)
     if not is_main_process():  # under torchrun, rank 0 speaks for the run
         return 0
-    from ctxfusion.report.claims import evaluate_run
+    from ctxfusion.report.claims import evaluate_run, render_verdicts
+    from ctxfusion.schema import RunPaths
 
-    print(f"the paper's claims on this run (evidence with intervals: {out / 'claims.md'}):")
-    for row in evaluate_run(out):
-        print(f"  {row.claim:<6} {row.dataset:<24} {row.verdict}")
-    print(f"report: {report}")
+    paths = RunPaths(out)
+    print(f"\nThe paper's claims on this run (differences in points, 95 % intervals; the "
+          f"evidence: {paths.claims_md}):\n")
+    print(render_verdicts(evaluate_run(out)))
+    print(f"\nreport:     {report}\nclaims.csv: {paths.claims_csv}")
     return 0

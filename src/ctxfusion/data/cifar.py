@@ -137,6 +137,11 @@ def prepare_cifar10(root: str | os.PathLike, out: str | os.PathLike, *, download
     """
     root, out = Path(root), Path(out)
     if download and _find_batches(root) is None:
+        from ctxfusion.network import unreachable_reason
+
+        if (reason := unreachable_reason(CIFAR10.url)) is not None:
+            raise DataError(f"cannot download CIFAR-10 ({reason}): download {CIFAR10.url} and "
+                            f"unpack it into {root} (giving {root}/{CIFAR10.base_folder}/)")
         try:
             download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename,
                                          md5=CIFAR10.tgz_md5)

@@ -24,8 +24,8 @@ import ctxfusion.report.metadata as metadata
 import ctxfusion.report.sanity as sanity
 from ctxfusion.io import atomic_write_text
 from ctxfusion.report.claims import ClaimRow, evaluate_run, write_claims
-from ctxfusion.report.claims.html import claims_section
-from ctxfusion.report.figure_base import FigureBuilder, FigureSet
+from ctxfusion.report.claims.html import claims_section, findings_section
+from ctxfusion.report.figure_base import FigureBuilder, FigureRecord, FigureSet
 from ctxfusion.report.fusion import figures as fusion_figures
 from ctxfusion.report.fusion import html as fusion
 from ctxfusion.report.markup import esc
@@ -41,7 +41,7 @@ __all__ = ["REPORT_VERSION", "SECTIONS", "Page", "Section", "build_report", "mak
 
 #: The version of the report's layout. Bump it when the report's sections, tables or figure
 #: files change (tests/golden/test_report_golden.py then asks for ``make golden``).
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -61,6 +61,9 @@ td[data-verdict='not reproduced']{background:#fbeaea}
 td.diag{outline:2px solid #333;outline-offset:-2px;font-weight:bold}
 td.clean,th.clean{background:#f7f7f7}
 .fail{color:#b00020}.pass{color:#1b7f3b}.notrun{color:#666}
+table.verdicts caption{text-align:left;font-weight:bold;padding:.2em 0}
+.headline{display:flex;flex-wrap:wrap;gap:1em}.headline figure{flex:1 1 300px;margin:.5em 0}
+details summary{cursor:pointer}
 """
 
 
@@ -68,8 +71,9 @@ td.clean,th.clean{background:#f7f7f7}
 class Page:
     """What a section may read: the run (``run``: every row; ``paper``: the paper's view,
     :func:`~ctxfusion.report.select.paper_view`; ``robust``: every row but the robust fusion
-    methods', :func:`~ctxfusion.report.select.without_fusion`), its figures, its claims
-    (None: not judged) and the figure ids other sections show themselves."""
+    methods', :func:`~ctxfusion.report.select.without_fusion`), its figures (those of the
+    detailed sections: the headline figures are shown once, at the top), its claims (None: not
+    judged), the figure ids other sections show themselves and the headline figures."""
 
     run: RunData
     paper: RunData
@@ -77,6 +81,22 @@ class Page:
     figures: FigureSet
     claims: list[ClaimRow] | None
     shown_elsewhere: frozenset[str]
+    headline: tuple[FigureRecord, ...] = ()
+
+
+#: The headline figures, shown under the verdicts at the top of the page (the first dataset
+#: that has each): blur and FGSM curves of fg, bg and joint (subset all), the fusion frontier.
+HEADLINE = (("fig3a",), ("fig4a", "fig4c"), (fusion_figures.FUSION,))
+
+
+def headline_figures(figures: FigureSet) -> tuple[FigureRecord, ...]:
+    """The records of :data:`HEADLINE` (robust fusion: its subset ``all``) that were drawn."""
+    found = []
+    for ids in HEADLINE:
+        candidates = [r for r in figures.produced if r.figure in ids
+                      and (r.figure != fusion_figures.FUSION or r.path.stem.endswith("_all"))]
+        found += candidates[:1]
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,7 @@ class Section:
 #: The sections in page order. The navigation links those every report has, then those the
 #: run has (``present``), each group in page order.
 SECTIONS: tuple[Section, ...] = (
-    Section((("summary", "summary"),), lambda p: metadata.summary_section(p.run)),
+    Section((("findings", "findings"),), lambda p: findings_section(p.claims, list(p.headline))),
     Section((("claims", "claims"),),
             lambda p: claims_section(p.claims) if p.claims is not None else ""),
     Section((("threat-model", "threat model"),), lambda p: paper.threat_model_section(p.paper)),
@@ -123,6 +143,7 @@ SECTIONS: tuple[Section, ...] = (
             (fusion_figures.FUSION,)),
     Section((("differences", "differences"),), lambda p: paper.differences_section(p.paper)),
     Section((("notes", "notes"),), lambda p: metadata.notes_section(p.run)),
+    Section((("summary", "run metadata"),), lambda p: metadata.summary_section(p.run)),
     Section((("config", "config"),), lambda p: metadata.config_section(p.run)),
 )
 
@@ -158,10 +179,13 @@ def render_html(run: RunData, figures: FigureSet, claims: list[ClaimRow] | None 
                 status: str | None = None) -> str:
     """The report page as a string (``claims``: the run's claim verdicts, if judged;
     ``status``: the run's status instead of run.json's; not complete: a banner on top):
-    the title, the navigation, then every section of :data:`SECTIONS` in order."""
+    the title, the navigation, then every section of :data:`SECTIONS` in order: the findings
+    (verdicts, headline figures) first, the run's metadata last."""
     title = f"ctxfusion report: {run.info.experiment or run.run_dir.name}"
-    page = Page(run, paper_view(run), without_fusion(run), figures, claims,
-                frozenset(f for s in SECTIONS for f in s.figures))
+    headline = headline_figures(figures)
+    detail = FigureSet([r for r in figures.produced if r not in headline], figures.missing)
+    page = Page(run, paper_view(run), without_fusion(run), detail, claims,
+                frozenset(f for s in SECTIONS for f in s.figures), headline)
     body = (f"<h1>{esc(title)}</h1>" + metadata.incomplete_banner(run, status) + _nav(page)
             + "".join(s.render(page) for s in SECTIONS))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -1,5 +1,6 @@
-"""The run's metadata in report.html: the incomplete-run banner, the run summary (datasets
-and their class lists, timings, versions, streams), the notes and the resolved config."""
+"""The run's metadata in report.html: the incomplete-run banner (top of the page), the run
+summary (datasets and their class lists, timings, versions, streams), the notes and the
+resolved config (the end of the page)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def _or_dash(value: Any) -> Any:
 
 
 def summary_section(run: RunData) -> str:
-    """Where, when and how the run ran; its datasets and their classes."""
+    """Where, when and how the run ran; its datasets and their classes (each subset's list
+    collapsed in a ``<details>``), timings, versions and streams: the end of the page."""
     info = run.info
     duration = info.duration_s
     repeats = info.repeats if info.repeats is not None else len(run.seeds())
@@ -37,9 +39,11 @@ def summary_section(run: RunData) -> str:
         if not subsets:
             subsets = {s: None for s in dict.fromkeys(r.subset for r in run.results
                                                       if r.dataset == name)}
-        listing = "<br>".join(
-            f"<b>{esc(s)}</b> ({len(c)}): {esc(', '.join(map(str, c)))}" if isinstance(c, list)
-            else f"<b>{esc(s)}</b>: classes not listed (run.json)" for s, c in subsets.items())
+        listing = "".join(
+            f"<details><summary><b>{esc(s)}</b> ({len(c)} classes)</summary>"
+            f"{esc(', '.join(map(str, c)))}</details>" if isinstance(c, list)
+            else f"<div><b>{esc(s)}</b>: classes not listed (run.json)</div>"
+            for s, c in subsets.items())
         parts.append(f"<tr><td class='k'>{esc(name)}</td><td>{esc(known(d.kind))}</td>"
                      f"<td>{esc(known(d.has_boxes))}</td>"
                      f"<td>{esc(_or_dash(d.context_strength))}</td>"
@@ -51,7 +55,7 @@ def summary_section(run: RunData) -> str:
     parts.append("<h3>Versions</h3>" + kv_table(info.versions.items()))
     parts.append("<h3>Streams</h3>" + kv_table(
         (k, json.dumps(v, sort_keys=True)) for k, v in info.streams.items()))
-    return "<h2 id='summary'>Run summary</h2>" + "".join(parts)
+    return "<h2 id='summary'>Run metadata</h2>" + "".join(parts)
 
 
 def notes_section(run: RunData) -> str:

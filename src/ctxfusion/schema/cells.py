@@ -51,9 +51,9 @@ def _declare(cell: Cell, **kwargs: Any) -> Any:
     return field(metadata={_CELL: cell}, **kwargs)
 
 
-def text() -> Any:
+def text(legacy: Any = NO_LEGACY) -> Any:
     """A free text column (may be empty)."""
-    return _declare(Cell("text"))
+    return _declare(Cell("text", legacy=legacy))
 
 
 def name() -> Any:

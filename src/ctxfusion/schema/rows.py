@@ -165,6 +165,8 @@ class ClaimRow:
     run: str = free_text()
     dataset: str = name()
     verdict: str = choice(VERDICTS)
+    #: the one number that decided the verdict (claims.csv of older runs: empty)
+    decided_by: str = free_text(legacy="")
     evidence: str = free_text()
 
 

@@ -10,8 +10,10 @@ timm's is ``forward_head(forward_features(x), pre_logits=True)``, its classifier
 ``get_classifier()``. ``feature_dim`` comes from one forward pass at build time.
 
 ``weights``: None = the library's own weights (torchvision's ``DEFAULT`` weights of the model,
-found/downloaded like every ctxfusion weight file, torch hub's cache included; timm
-``pretrained=True``, or its Hugging Face cache when ``CTXFUSION_OFFLINE=1``); a path = a
+found/downloaded like every ctxfusion weight file, torch hub's cache included; timm's from
+``timm-<tag>.safetensors`` in ctxfusion's weights folders, the Hugging Face cache, else
+``pretrained=True``; a download is tried only when its host answers within seconds, so an
+offline machine fails at once with the file to place); a path = a
 state dict (torch checkpoint read with ``weights_only=True``, or ``.safetensors``) checked
 against the architecture, whose classifier may have another class count; ``"random"`` =
 untrained weights (tests, smoke runs; ``describe()`` says so). Default preprocessing from the
@@ -31,14 +33,17 @@ import torch
 from torch import nn
 
 from ctxfusion.errors import ConfigError, WeightsError
+from ctxfusion.network import unreachable_reason
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.registration import StreamEntry
 from ctxfusion.streams.resnet import IMAGENET_MEAN, IMAGENET_STD
 from ctxfusion.streams.weights import (
+    cache_dir,
     file_sha256,
     is_offline,
     load_state_dict_checked,
     load_state_file,
+    locate_weights,
     resolve_weights,
     verify_weights,
 )
@@ -271,8 +276,28 @@ class TimmBackend(_Backend):
         classifier = net.pretrained_cfg.get("classifier") or "fc"
         return f"{classifier[0] if isinstance(classifier, tuple | list) else classifier}.weight"
 
+    def local_file_name(self) -> str:
+        """The name under which ctxfusion looks for the weights in its own folders."""
+        tag = (self.cfg.hf_hub_id.rsplit("/", 1)[-1] if self.cfg and self.cfg.hf_hub_id
+               else self.model)
+        return f"timm-{tag}.safetensors"
+
+    def download_url(self) -> str | None:
+        """The URL of the weights file (Hugging Face's ``model.safetensors``, else timm's)."""
+        if self.cfg is None:
+            return None
+        if self.cfg.hf_hub_id:
+            from huggingface_hub import constants
+
+            return f"{constants.ENDPOINT}/{self.cfg.hf_hub_id}/resolve/main/model.safetensors"
+        return self.cfg.url or None
+
     def _cached_file(self) -> Path | None:
-        """The Hugging Face cache's copy of the pretrained weights, if any."""
+        """A local copy: ``timm-<tag>.safetensors`` in ctxfusion's cache or shared weights
+        folder, else the Hugging Face cache's copy, else None."""
+        placed = locate_weights(WeightRecord(self.local_file_name(), None))
+        if placed is not None:
+            return placed
         if self.cfg is None or not self.cfg.hf_hub_id:
             return None
         from huggingface_hub import try_to_load_from_cache
@@ -289,16 +314,25 @@ class TimmBackend(_Backend):
             net = self.build()
             _load_checked(net, load_state_file(cached, self.stream_name), cached, self)
             return net, file_sha256(cached)
+        url = self.download_url()
+        place = (f"download {url} and place it at {cache_dir() / self.local_file_name()}, or "
+                 "pass weights: PATH (a state dict or .safetensors file)")
         where = f"pretrained weights of {self.stream_name!r}"
+        if url is None:
+            raise WeightsError(f"timm has no {where}: pass weights: PATH or weights: {RANDOM}")
         if is_offline():
-            raise WeightsError(f"{where} are not in the Hugging Face cache and downloads are "
-                               "disabled (CTXFUSION_OFFLINE=1): pass weights: PATH (a state dict "
-                               "or .safetensors file)")
+            raise WeightsError(f"{where} are not cached and downloads are disabled "
+                               f"(CTXFUSION_OFFLINE=1): {place}")
+        reason = unreachable_reason(url)
+        if reason is not None:  # huggingface_hub would retry for about a minute
+            raise WeightsError(f"{where} are not cached and cannot be downloaded ({reason}): "
+                               f"{place}")
         try:
             net = self.build(pretrained=True)
         except Exception as exc:  # network and hub errors come in many types
-            raise WeightsError(f"could not download the {where} ({type(exc).__name__}: {exc}); "
-                               "pass weights: PATH (a state dict or .safetensors file)") from None
+            raise WeightsError(f"could not download the {where} ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}): "
+                               f"{place}") from None
         from ctxfusion.features import module_digest
 
         return net, module_digest(net)

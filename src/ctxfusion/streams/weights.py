@@ -7,7 +7,9 @@ Resolution order of :func:`resolve_weights` (first hit wins):
 3. read-only places: ``$CTXFUSION_SHARED/weights`` and its sub-folders (default: the folder
    ``shared`` beside the repository root), files shipped inside installed packages, and the
    caller's ``extra_locations`` (e.g. torch hub's own cache);
-4. a download of the record's URL into the cache, unless ``CTXFUSION_OFFLINE=1``.
+4. a download of the record's URL into the cache, unless ``CTXFUSION_OFFLINE=1``; when the
+   URL's host does not answer within seconds (:mod:`ctxfusion.network`) the error names the
+   file to place and where, without waiting for timeouts or retries.
 
 Verification rule: a file found by name (steps 2-4) is always checked against the record: the
 full sha256 when the record has one, else the hash prefix in the file name (torch hub's
@@ -31,6 +33,7 @@ import torch
 
 from ctxfusion.errors import UnsafeCheckpointError, WeightsError
 from ctxfusion.io import sha256_file
+from ctxfusion.network import unreachable_reason
 from ctxfusion.paths import home_dir, shared_dir
 from ctxfusion.streams.base import WeightRecord
 
@@ -114,6 +117,12 @@ def locate_weights(record: WeightRecord, extra_locations: Iterable[Path] = ()) -
 
 
 def _download(record: WeightRecord, stream_name: str, target: Path) -> Path:
+    reason = unreachable_reason(record.url or "")
+    if reason is not None:  # offline: say so in seconds instead of waiting on the socket
+        raise WeightsError(
+            f"weights for stream {stream_name!r} are not cached and cannot be downloaded "
+            f"({reason}): download {record.url} and place it at {target}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:

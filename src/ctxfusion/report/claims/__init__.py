@@ -24,10 +24,12 @@ General rules
   10: not applicable).
 
 Output: ``claims.csv`` (:data:`ctxfusion.schema.CLAIM_COLUMNS`, one row per claim, run and
-dataset) and ``claims.md`` (claims as rows, one column per run/dataset). ``ctxfusion report``
-writes both into the run directory; ``ctxfusion claims RUN_DIR`` too, and for several run
-directories it requires ``--out DIR`` (one table across runs; no run's own folder is chosen
-silently).
+dataset; ``decided_by`` is the one number that decided the verdict: the difference, accuracy
+or share of the weakest part, subset or seed) and ``claims.md`` (claims as rows, one column
+per run/dataset). ``ctxfusion report`` writes both into the run directory; ``ctxfusion claims
+RUN_DIR`` too, and for several run directories it requires ``--out DIR`` (one table across
+runs; no run's own folder is chosen silently). :func:`render_verdicts` is the compact table
+that ``ctxfusion run`` prints at its end and report.html opens with.
 
 Per claim
 - C1: joint - fg is a gain at every sigma whose 224-px equivalent is >= 1 (smaller sigmas leave
@@ -58,12 +60,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from ctxfusion.io import atomic_write_text
-from ctxfusion.report.claims.rules import CLAIMS, NA, RULES, Judge, Verdict, combine
+from ctxfusion.report.claims.rules import (
+    CLAIMS,
+    NA,
+    RULES,
+    Judge,
+    Verdict,
+    combine,
+    weakest_part,
+)
 from ctxfusion.report.rundir import RunData, load_run
 from ctxfusion.report.select import paper_view
 from ctxfusion.schema import ClaimRow, RunPaths, csv_text
 
-__all__ = ["CLAIMS", "ClaimRow", "evaluate_run", "render_markdown", "write_claims"]
+__all__ = ["CLAIMS", "ClaimRow", "evaluate_run", "render_markdown", "render_verdicts",
+           "write_claims"]
 
 
 def over_seeds(run: RunData, dataset: str, claim: str) -> Verdict:
@@ -78,13 +89,16 @@ def over_seeds(run: RunData, dataset: str, claim: str) -> Verdict:
     verdict = combine([v.verdict for _, v in found])
     if len(found) == 1:
         seed, only = found[0]
-        return Verdict(verdict, f"only seed {seed} has the data: {only.evidence}")
+        return Verdict(verdict, f"only seed {seed} has the data: {only.evidence}",
+                       only.decisive)
+    seed, decided = weakest_part(found)
+    decisive = f"seed {seed}: {decided.decisive}" if decided.decisive else ""
     if len({v.verdict for _, v in found}) == 1:
         seed, first = found[0]
         return Verdict(verdict, f"same verdict for all {len(found)} seeds; seed {seed}: "
-                       f"{first.evidence}")
+                       f"{first.evidence}", decisive)
     return Verdict(verdict, "differs between seeds: " + " // ".join(
-        f"seed {s} {v.verdict}: {v.evidence}" for s, v in found))
+        f"seed {s} {v.verdict}: {v.evidence}" for s, v in found), decisive)
 
 
 def evaluate_run(run: RunData | str | Path, name: str | None = None) -> list[ClaimRow]:
@@ -98,7 +112,8 @@ def evaluate_run(run: RunData | str | Path, name: str | None = None) -> list[Cla
     for dataset in run.datasets():
         for claim, text in CLAIMS.items():
             verdict = over_seeds(run, dataset, claim)
-            rows.append(ClaimRow(claim, text, label, dataset, verdict.verdict, verdict.evidence))
+            rows.append(ClaimRow(claim, text, label, dataset, verdict.verdict,
+                                 verdict.decisive, verdict.evidence))
     return rows
 
 
@@ -139,3 +154,28 @@ def write_claims(rows: list[ClaimRow], out: str | Path) -> tuple[Path, Path]:
     paths.root.mkdir(parents=True, exist_ok=True)
     return (atomic_write_text(paths.claims_csv, render_csv(rows)),
             atomic_write_text(paths.claims_md, render_markdown(rows)))
+
+
+SHORT_VERDICT = {NA: "n/a"}
+
+
+def render_verdicts(rows: list[ClaimRow], width: int = 50) -> str:
+    """The compact verdict table for a terminal: one row per claim (a block per dataset; with
+    several, those where no claim applies are left out), columns claim, verdict and the
+    number that decided it."""
+    datasets = list(dict.fromkeys(r.dataset for r in rows))
+    text_width = max(width - 7, 10)
+    lines = []
+    for dataset in datasets:
+        mine = [r for r in rows if r.dataset == dataset]
+        if len(datasets) > 1 and all(r.verdict == NA for r in mine):
+            continue
+        lines.append(f"dataset {dataset}:" if not lines else f"\ndataset {dataset}:")
+        lines.append(f"{'claim':<{width}}  {'verdict':<14}  decided by")
+        for row in mine:
+            text = row.text if len(row.text) <= text_width else row.text[:text_width - 3] + "..."
+            verdict = SHORT_VERDICT.get(row.verdict, row.verdict)
+            number = row.decided_by if row.verdict != NA else "-"
+            lines.append(f"{row.claim + ' ' * max(6 - len(row.claim), 1) + text:<{width}}  "
+                         f"{verdict:<14}  {number}")
+    return "\n".join(lines)

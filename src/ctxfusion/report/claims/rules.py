@@ -46,10 +46,28 @@ CLAIMS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Verdict:
-    """A verdict and the evidence that decides it."""
+    """A verdict, the evidence that decides it and, in ``decisive``, the one number that
+    decided it (a difference with its interval, an accuracy, a share: for the verdict table)."""
 
     verdict: str
     evidence: str
+    decisive: str = ""
+
+
+#: verdicts from the weakest to the strongest: the weakest part of a claim decides it
+_RANK = {NOT: 0, PARTLY: 1, REPRODUCED: 2, NA: 3}
+
+
+def weakest_part(found: list[tuple[str, Verdict]]) -> tuple[str, Verdict]:
+    """The (label, verdict) whose verdict is weakest (first on ties): it decided the claim."""
+    return min(found, key=lambda item: _RANK.get(item[1].verdict, 3))
+
+
+def short(d: Diff, where: str = "") -> str:
+    """E.g. ``joint - fg +6.3 [+2.1, +10.4] pts at eps 0.02``: a difference for the table."""
+    place = "" if not where else " clean" if where == "clean" else f" at {where}"
+    return (f"{d.a} - {d.b} {100 * d.diff:+.1f} [{100 * d.ci_low:+.1f}, {100 * d.ci_high:+.1f}]"
+            f" pts{place}" + ("" if d.paired else " (unpaired)"))
 
 
 def combine(verdicts: list[str]) -> str:
@@ -130,7 +148,9 @@ class Judge:
             return Verdict(NA, f"no {needs} in subset(s) {'/'.join(subsets) or '-'}")
         text = " | ".join(f"{s}: {v.evidence}" if len(found) > 1 else v.evidence
                           for s, v in found)
-        return Verdict(combine([v.verdict for _, v in found]), text)
+        subset, decided = weakest_part(found)
+        decisive = f"{subset}: {decided.decisive}" if len(found) > 1 else decided.decisive
+        return Verdict(combine([v.verdict for _, v in found]), text, decisive)
 
     def blur_sigmas(self, subset: str) -> list[float]:
         return levels(self.run, self.dataset, subset, "blur", "none")
@@ -160,7 +180,8 @@ def c1_blur_every_sigma(j: Judge) -> Verdict:
         verdict = REPRODUCED if gains == len(found) else (NOT if not gains else PARTLY)
         return Verdict(verdict, f"gain at {gains}/{len(found)} sigmas"
                        + (f", loss at {losses}" if losses else "")
-                       + f"; weakest {j.sigma_text(sigma)}: {weakest.text()}")
+                       + f"; weakest {j.sigma_text(sigma)}: {weakest.text()}",
+                       short(weakest, f"sigma {sigma:g} px"))
 
     return j.over_subsets(j.subsets("all", "dissimilar", "similar"), rule,
                           "blur rows for joint and fg")
@@ -184,14 +205,15 @@ def c2_blur_sigma10(j: Judge) -> Verdict:
         else:
             verdict = REPRODUCED if d.ci_low <= target <= d.ci_high else PARTLY
         return Verdict(verdict, f"{j.sigma_text(sigma)}: {d.text()} (paper +{100 * target:.0f})"
-                       + note)
+                       + note, short(d, f"sigma {sigma:g} px") + f" (paper +{100 * target:.0f})")
 
     return j.over_subsets(j.subsets("dissimilar", "similar"), rule,
                           "blur rows for joint and fg")
 
 
 # --- FGSM ----------------------------------------------------------------------------------
-def _c3_parts(j: Judge, eps: list[float], ref: float) -> tuple[list[bool], list[str]]:
+def _c3_parts(j: Judge, eps: list[float], ref: float,
+              ) -> tuple[list[bool], list[str], list[str]]:
     chance = j.run.chance(j.dataset, "all")
     fg_last = j.acc("all", "fg", "fgsm", eps[-1], "transfer")
     near = fg_last is not None and chance is not None and fg_last.accuracy <= 2 * chance
@@ -207,7 +229,12 @@ def _c3_parts(j: Judge, eps: list[float], ref: float) -> tuple[list[bool], list[
               f"{'?' if chance is None else pct(chance)})") if fg_last else "fg: no rows",
              f"bg - fg gain at {sum(d.gain for d in bg_fg)}/{len(eps)} eps",
              f"{jf.text()}; {jb.text()}" if jf and jb else "joint: no rows"]
-    return [near, slow, between], notes
+    numbers = [f"fg {pct(fg_last.accuracy)} % at eps {eps[-1]:g} (chance "
+               f"{'?' if chance is None else pct(chance)} %)" if fg_last else "fg: no rows",
+               f"bg - fg gain at {sum(d.gain for d in bg_fg)}/{len(eps)} eps",
+               (short(jb if jf.gain and not jb.loss else jf, f"eps {ref:g}") if jf and jb
+                else "joint: no rows")]
+    return [near, slow, between], notes, numbers
 
 
 def c3_fgsm_order(j: Judge) -> Verdict:
@@ -216,12 +243,14 @@ def c3_fgsm_order(j: Judge) -> Verdict:
     ref = reference_eps(j.run, j.dataset, "all")
     if not eps or ref is None or j.acc("all", "fg", "fgsm", eps[-1], "transfer") is None:
         return Verdict(NA, "no FGSM rows crafted on fg for subset all")
-    parts, notes = _c3_parts(j, eps, ref)
+    parts, notes, numbers = _c3_parts(j, eps, ref)
     names = ("fg near chance", "bg slow", "joint between")
     held = [n for n, ok in zip(names, parts, strict=True) if ok]
     verdict = REPRODUCED if all(parts) else (NOT if not any(parts) else PARTLY)
+    # the first part that fails decides (all hold: "joint between", the claim's crux)
+    decisive = next((n for n, ok in zip(numbers, parts, strict=True) if not ok), numbers[2])
     return Verdict(verdict, f"{len(held)}/3 parts hold ({', '.join(held) or 'none'}); "
-                   + "; ".join(notes))
+                   + "; ".join(notes), decisive)
 
 
 def c4_no_clean_cost(j: Judge) -> Verdict:
@@ -232,7 +261,8 @@ def c4_no_clean_cost(j: Judge) -> Verdict:
         return Verdict(NA, "no clean (or eps 0) rows for joint and fg")
     prefix = "" if subset == "all" else f"{subset}: "
     return Verdict(NOT if d.loss else REPRODUCED,
-                   f"{prefix}joint {pct(d.acc_a)} vs fg {pct(d.acc_b)} %; {d.text()}")
+                   f"{prefix}joint {pct(d.acc_a)} vs fg {pct(d.acc_b)} %; {d.text()}",
+                   prefix + short(d, "clean"))
 
 
 # --- head contributions ---------------------------------------------------------------------
@@ -263,7 +293,8 @@ def c5_equal_halves(j: Judge) -> Verdict:
         return Verdict(NA, "weights.csv has no joint head for subset all")
     share, text = found
     return Verdict(REPRODUCED if 1 / 3 <= share <= 2 / 3 else NOT,
-                   f"fg share {share:.2f} (about equal: 0.33-0.67); {text}")
+                   f"fg share {share:.2f} (about equal: 0.33-0.67); {text}",
+                   f"fg share of the joint head {share:.2f} (equal: 0.33-0.67)")
 
 
 def c6_cifar_bg_weaker(j: Judge) -> Verdict:
@@ -275,7 +306,7 @@ def c6_cifar_bg_weaker(j: Judge) -> Verdict:
         return Verdict(NA, "no clean (or eps 0) rows for bg and fg")
     verdict = REPRODUCED if d.ci_high < -0.10 else (PARTLY if d.loss else NOT)
     return Verdict(verdict, f"bg {pct(d.acc_a)} vs fg {pct(d.acc_b)} % (paper 60 vs 85); "
-                   f"{d.text()}")
+                   f"{d.text()}", short(d, "clean"))
 
 
 def c7_cifar_fg_dominates(j: Judge) -> Verdict:
@@ -287,16 +318,19 @@ def c7_cifar_fg_dominates(j: Judge) -> Verdict:
     gains = [d for e in eps if (d := j.diff("all", "joint", "fg", "fgsm", e, "transfer"))]
     if found is None and not gains:
         return Verdict(NA, "no joint head weights and no FGSM rows for subset all")
-    parts, notes = [], []
+    parts, notes, numbers = [], [], []
     if found is not None:
         parts.append(found[0] >= 2 / 3)
         notes.append(f"fg share {found[0]:.2f} (dominant: >= 0.67); {found[1]}")
+        numbers.append(f"fg share of the joint head {found[0]:.2f} (dominant: >= 0.67)")
     if gains:
         top = max(gains, key=lambda d: d.ci_low)
         parts.append(all(d.ci_low < CLOSE for d in gains))
         notes.append(f"largest joint - fg over {len(gains)} eps: {top.text()}")
+        numbers.append(short(top, "the eps where it is largest"))
     verdict = REPRODUCED if all(parts) else (NOT if not any(parts) else PARTLY)
-    return Verdict(verdict, "; ".join(notes))
+    decisive = next((n for n, ok in zip(numbers, parts, strict=True) if not ok), numbers[0])
+    return Verdict(verdict, "; ".join(notes), decisive)
 
 
 # --- regularisation -------------------------------------------------------------------------
@@ -314,7 +348,7 @@ def _alpha_rule(j: Judge, body: Callable[[str, str], Verdict | None], needs: str
                  if pair.alpha_sum is not None and pair.alpha_mean is not None
                  else f"{name}: alpha convention unknown")
         return Verdict(result.verdict, f"{which}{'' if pair.exact else ' (estimated)'}; "
-                       f"{result.evidence}")
+                       f"{result.evidence}", result.decisive)
 
     return j.over_subsets(j.subsets("all", "dissimilar"), rule,
                           f"joint-alpha head within 10x of alpha = 10 with {needs}")
@@ -325,7 +359,8 @@ def c8_alpha_close_to_bg(j: Judge) -> Verdict:
     def body(subset: str, name: str) -> Verdict | None:
         ref = reference_eps(j.run, j.dataset, subset)
         d = None if ref is None else j.diff(subset, name, "bg", "fgsm", ref, "transfer")
-        return None if d is None else Verdict(_close(d), f"eps {ref:g}: {d.text()}")
+        return None if d is None else Verdict(_close(d), f"eps {ref:g}: {d.text()}",
+                                              short(d, f"eps {ref:g}"))
 
     return _alpha_rule(j, body, "FGSM rows crafted on fg beside bg's")
 
@@ -334,7 +369,8 @@ def c9_alpha_clean(j: Judge) -> Verdict:
     """C9: clean joint-alpha10 - fg close to 0."""
     def body(subset: str, name: str) -> Verdict | None:
         d = j.clean_diff(subset, name, "fg")
-        return None if d is None else Verdict(_close(d), f"clean: {d.text()}")
+        return None if d is None else Verdict(_close(d), f"clean: {d.text()}",
+                                              short(d, "clean"))
 
     return _alpha_rule(j, body, "clean rows beside fg's")
 
@@ -351,7 +387,8 @@ def _c10(j: Judge, setting: str) -> Verdict:
         verdict = (REPRODUCED if not misses else NOT if len(misses) == len(found) else PARTLY)
         return Verdict(verdict, f"gain at {len(found) - len(misses)}/{len(found)} eps"
                        + (f" (not at {', '.join(misses)})" if misses else "")
-                       + f"; weakest eps {weakest_eps:g}: {weakest.text()}")
+                       + f"; weakest eps {weakest_eps:g}: {weakest.text()}",
+                       short(weakest, f"eps {weakest_eps:g}"))
 
     threat = "crafted on fg" if setting == "transfer" else "white-box"
     return _alpha_rule(j, body, f"{threat} FGSM rows (eps > 0) for it and fg-advtrain")
