@@ -40,7 +40,7 @@ demo: $(STAMP)
 test: $(TEST_STAMP) $(DOCS_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(MKDOCS) build --strict --site-dir site
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks

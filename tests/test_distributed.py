@@ -38,12 +38,11 @@ SMALL = [
     "whitebox.adaptive=[]",
     "pca.max_points_per_class=10",
     "batch_size=32",  # 5 train and 3 test batches: an uneven split across 2 ranks
-    # one region, one corruption and two fusion methods still run every sharded step
+    # the steps of the paper, and one region beyond the image: corruptions and the fusion
+    # step's perturbed training images are sharded by the same perturbed_row_features as FGSM
+    "steps=[blur, fgsm, advtrain, whitebox, pca]",
     "fgsm.regions=[image, box]",
     "whitebox.regions=[image]",
-    "corruptions={names: [gaussian_noise], severities: [1, 3], max_images: 40, "
-    "regions: [image]}",
-    "fusion={methods: [dropout, fgsmtrain], heldout_folds: 2, max_train_images: 64}",
 ]
 
 

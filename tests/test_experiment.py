@@ -52,9 +52,15 @@ def _run_with_home(tmp_path_factory, home: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_runs(tmp_path_factory) -> tuple[Path, Path, dict]:
+def small_home(tmp_path_factory) -> Path:
+    """The ``CTXFUSION_HOME`` of :func:`small_runs` (empty before its first run)."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory, small_home: Path) -> tuple[Path, Path, dict]:
     """The same small config run twice with one cache (second run: all cache hits)."""
-    home = tmp_path_factory.mktemp("home")
+    home = small_home
     first = _run_with_home(tmp_path_factory, home, "run1")
     second = _run_with_home(tmp_path_factory, home, "run2")
     return first, second, json.loads((second / "run.json").read_text())
@@ -126,15 +132,37 @@ def test_second_run_reuses_the_cache_and_gives_identical_results(small_runs) -> 
     assert (first / "weights.csv").read_text() == (second / "weights.csv").read_text()
 
 
-def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs,
-                                                              tmp_path_factory) -> None:
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory) -> tuple[Path, Path]:
+    """The small config in a fresh cache, killed mid-way (after features and heads, during
+    the attacks) and started again: its home and the resumed run directory. Everything in
+    that cache was computed from scratch, by the killed run or by the resumed one."""
+    import ctxfusion.experiments.runner as runner
+
+    home = tmp_path_factory.mktemp("home3")
+    patch = pytest.MonkeyPatch()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    patch.setattr(runner, "whitebox_rows", killed)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run_with_home(tmp_path_factory, home, "killed")
+    finally:
+        patch.undo()
+    return home, _run_with_home(tmp_path_factory, home, "resumed")
+
+
+def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs, small_home: Path,
+                                                              killed_and_resumed) -> None:
+    """A second run from an empty cache (the killed and resumed one) computes as many cache
+    entries as the first (their keys differ: each home prepares the dataset in its own
+    folder) and the same numbers."""
     first, _, _ = small_runs
-    fresh = _run_with_home(tmp_path_factory, tmp_path_factory.mktemp("home2"), "run3")
-    info = json.loads((fresh / "run.json").read_text())
-    # everything recomputed from scratch: the cache use of the first run, which was fresh too
-    # (hits are the run's own reuse: the held-out heads read the FGSM sweep of the fgsm step)
-    assert info["cache"] == json.loads((first / "run.json").read_text())["cache"]
-    assert info["cache"]["misses"] > info["cache"]["hits"]
+    home, fresh = killed_and_resumed
+    cached = list((home / "features").glob("*.safetensors"))
+    assert cached and len(cached) == len(list((small_home / "features").glob("*.safetensors")))
     assert (first / "results.csv").read_text() == (fresh / "results.csv").read_text()
 
 
@@ -182,25 +210,11 @@ def test_differences_pair_joint_and_fg(small_runs) -> None:
         assert 0 <= float(row["mcnemar_p"]) <= 1 and int(row["n"]) == int(fg["n"])
 
 
-def test_killed_run_resumes_with_identical_results(small_runs, tmp_path_factory) -> None:
-    """A run killed mid-way (after features and heads, during the attacks) and started again
-    reuses what was finished and ends with the numbers of an uninterrupted run."""
-    import ctxfusion.experiments.runner as runner
-
+def test_killed_run_resumes_with_identical_results(small_runs, killed_and_resumed) -> None:
+    """A run killed mid-way and started again reuses what was finished and ends with the
+    numbers of an uninterrupted run."""
     first, _, _ = small_runs
-    home = tmp_path_factory.mktemp("home3")
-    patch = pytest.MonkeyPatch()
-
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    patch.setattr(runner, "whitebox_rows", killed)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            _run_with_home(tmp_path_factory, home, "killed")
-    finally:
-        patch.undo()
-    resumed = _run_with_home(tmp_path_factory, home, "resumed")
+    _, resumed = killed_and_resumed
     info = json.loads((resumed / "run.json").read_text())
     assert info["cache"]["hits"] > 0  # features computed before the kill were reused
     assert (first / "results.csv").read_text() == (resumed / "results.csv").read_text()

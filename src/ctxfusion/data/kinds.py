@@ -192,8 +192,8 @@ PREPARATION = computation("datasets", 1, "dataset preparation: benchmark renderi
 
 def settings_key(dataset: DatasetConfig) -> str:
     """A hash of the settings that decide how ``dataset`` is prepared (not :data:`USE_FIELDS`)
-    and of the preparation's version: a bumped :data:`PREPARATION` prepares it again (its
-    features are found again when the manifest comes out the same)."""
+    and of the preparation's version: a bumped :data:`PREPARATION` prepares it again, into a
+    folder of its own, and everything computed from it is computed again."""
     settings = {k: v for k, v in vars(dataset).items() if k not in USE_FIELDS}
     settings["versions"] = current_versions(PREPARATION)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

@@ -23,7 +23,7 @@ from ctxfusion.report.style import parse_classifier
 from ctxfusion.versioning import computation
 
 #: the version of the claims generator (every rule below and how verdicts combine over seeds)
-JUDGING = computation("claims", 1, "the claims' rules and verdicts (report/claims/)")
+JUDGING = computation("claims", 2, "the claims' rules and verdicts (report/claims/)")
 
 REPRODUCED, PARTLY, NOT, NA = "reproduced", "partly", "not reproduced", "not applicable"
 CLOSE = 0.05
