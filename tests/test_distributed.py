@@ -38,10 +38,10 @@ SMALL = [
     "whitebox.adaptive=[]",
     "pca.max_points_per_class=10",
     "batch_size=32",  # 5 train and 3 test batches: an uneven split across 2 ranks
-    # the steps of the paper, and one region beyond the image: corruptions and the fusion
-    # step's perturbed training images are sharded by the same perturbed_row_features as FGSM
+    # the steps of the paper: corruptions, the threat regions and the fusion step's perturbed
+    # training images are sharded by the same perturbed_row_features as FGSM
     "steps=[blur, fgsm, advtrain, whitebox, pca]",
-    "fgsm.regions=[image, box]",
+    "fgsm.regions=[image]",
     "whitebox.regions=[image]",
 ]
 
