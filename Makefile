@@ -12,7 +12,7 @@ DOCS_VENV := .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs
 
-.PHONY: demo test lint bench clean golden docs
+.PHONY: demo demo-full test lint bench clean golden docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ $(DOCS_STAMP): docs/requirements.txt | $(DOCS_VENV)/bin/python
 
 demo: $(STAMP)
 	$(BIN)/ctxfusion run configs/demo.yaml --out runs/demo
+
+# Everything the 3-minute demo leaves out (configs/demo-full.yaml), about 12 minutes.
+demo-full: $(STAMP)
+	$(BIN)/ctxfusion run configs/demo-full.yaml --out runs/demo-full
 
 test: $(TEST_STAMP) $(DOCS_STAMP)
 	$(BIN)/ruff check src tests benchmarks

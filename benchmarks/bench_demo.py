@@ -1,18 +1,18 @@
-"""Wall time and peak memory of ``make demo`` (``ctxfusion run configs/demo.yaml``).
+"""Wall time, peak memory and each step's share of ``make demo`` (``configs/demo.yaml``).
 
-    .venv/bin/python benchmarks/bench_demo.py [--full] [--keep DIR]
+    .venv/bin/python benchmarks/bench_demo.py [--full | --trimmed] [--keep DIR]
 
 Runs ``ctxfusion run`` in a child process with a fresh temporary CTXFUSION_HOME (nothing
 cached: the benchmark images are generated, features extracted, heads trained) and
 CTXFUSION_SHARED set; reports the child's wall time and peak RSS (``os.wait4``: the largest
-single process, so loader worker processes are not added to it) and the run's own step
-timings from run.json.
+single process, so loader worker processes are not added to it) and, from run.json, each
+step's seconds and share of the wall time (what to cut first when the demo grows).
 
-Default: the demo trimmed to its first dataset at half its size (1,200 / 400 images), 3 blur
-sigmas, 3 FGSM eps, 1 white-box eps on 24 images, 1 adversarial-retraining epoch: every step
-of the demo still runs (about a minute or two on 2 quiet cores). ``--full``: the demo config
-as ``make demo`` runs it (about 4-5 minutes on 2 cores). ``--device`` and ``--repeats`` are
-accepted for ``run_all.py``; the device comes from the config (``device: auto``).
+Default: ``configs/demo.yaml`` as ``make demo`` runs it (about 3 minutes on 2 quiet cores).
+``--full``: ``configs/demo-full.yaml`` (``make demo-full``, about 12 minutes). ``--trimmed``:
+the demo at half its images, 3 sigmas, 3 eps, 24 white-box images and 1 adversarial-retraining
+epoch, every step still running (about a minute). ``--device`` and
+``--repeats`` are accepted for ``run_all.py``; the device comes from the config.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from ctxfusion.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo.yaml"
+DEMO_FULL = ROOT / "configs" / "demo-full.yaml"
 
 
 def trimmed_config(folder: Path) -> Path:
-    """The demo config with its first dataset only, half its images, fewer sigmas and eps,
-    a smaller white-box sample and one adversarial-retraining epoch: every step still runs."""
+    """The demo config at half its images, fewer sigmas and eps, a smaller white-box sample
+    and one adversarial-retraining epoch: every step still runs."""
     config = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    config["datasets"] = config["datasets"][:1]
     config["datasets"][0].update(num_train=1200, num_test=400)
     config["whitebox"]["max_images"] = 24
     config["advtrain"]["epochs"] = 1
@@ -67,32 +67,43 @@ def run(config: Path, out: Path, home: Path) -> tuple[float, float, int]:
     return seconds, usage.ru_maxrss / 2**20, child.returncode
 
 
-def step_timings(out: Path) -> str:
-    """The run's own timings (run.json), if it wrote them."""
+def step_shares(out: Path, wall: float) -> list[str]:
+    """One line per step of the run's own timings (run.json): seconds and share of ``wall``,
+    largest first (``dataset <name>`` totals hold their steps and are listed apart)."""
     path = out / "run.json"
     if not path.is_file():
-        return "no run.json"
-    timings = json.loads(path.read_text(encoding="utf-8")).get("timings", {})
-    return ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()
-                     if isinstance(v, int | float)) or "no timings recorded"
+        return ["no run.json"]
+    timings = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).get(
+        "timings", {}).items() if isinstance(v, int | float)}
+    steps = sorted(((k, v) for k, v in timings.items() if not k.startswith("dataset ")),
+                   key=lambda item: -item[1])
+    totals = [(k, v) for k, v in timings.items() if k.startswith("dataset ")]
+    lines = [f"  {k:<24} {v:7.1f} s  {100 * v / wall:5.1f} %" for k, v in steps]
+    lines += [f"  ({k}: {v:.1f} s, {100 * v / wall:.1f} %)" for k, v in totals]
+    rest = wall - sum(v for _, v in steps)
+    lines.append(f"  {'start-up and the rest':<24} {rest:7.1f} s  {100 * rest / wall:5.1f} %")
+    return lines or ["no timings recorded"]
 
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0], repeats=1)
-    p.add_argument("--full", action="store_true", help="the whole demo config (4-5 min)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--full", action="store_true", help="configs/demo-full.yaml (12 min)")
+    which.add_argument("--trimmed", action="store_true", help="the demo at half size (1 min)")
     p.add_argument("--keep", type=Path, help="keep the run directory here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = DEMO if args.full else trimmed_config(folder)
+        config = DEMO_FULL if args.full else trimmed_config(folder) if args.trimmed else DEMO
+        label = ("configs/demo-full.yaml" if args.full else "configs/demo.yaml"
+                 + (" trimmed (half size, 3 sigmas, 3 eps)" if args.trimmed else ""))
         out = args.keep or folder / "run"
         seconds, peak, status = run(config, out, folder / "home")
-        print(f"ctxfusion run {'configs/demo.yaml' if args.full else 'demo, trimmed'} "
-              f"(fresh CTXFUSION_HOME), exit status {status}")
-        print(f"step timings (run.json): {step_timings(out)}")
+        print(f"ctxfusion run {label} (fresh CTXFUSION_HOME), exit status {status}")
+        print("steps (run.json), share of the wall time:")
+        print("\n".join(step_shares(out, seconds)))
     if status:
         raise SystemExit(f"ctxfusion run failed with status {status}")
-    label = "demo (full)" if args.full else "demo (trimmed: 1 dataset, half size, 3 sigmas, 3 eps)"
     print(f"{label}: {seconds:.0f} s, peak {peak:.2f} GB")
 
 

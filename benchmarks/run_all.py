@@ -5,7 +5,7 @@
 The arguments are passed to every benchmark, so give only the flags they all take
 (``--device``, ``--repeats``, ``--warmup``). Each benchmark prints its headline (a ratio, or
 the demo's wall time and peak) as its last line; they are repeated at the end with each
-benchmark's wall time. About 8-10 minutes on 2 quiet CPU cores.
+benchmark's wall time. About 10-12 minutes on 2 quiet CPU cores.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def cifar10_jpeg() -> Path:
 
 def run_demo_variant(tmp_path_factory, overrides: list[str],
                      name: str) -> tuple[Path, list[dict]]:
-    """Run configs/demo.yaml with ``overrides`` in a fresh ``CTXFUSION_HOME``; returns the
+    """Run configs/demo-full.yaml with ``overrides`` in a fresh ``CTXFUSION_HOME``; returns the
     run directory and the rows of its results.csv."""
     import csv
 
@@ -90,8 +90,8 @@ def run_demo_variant(tmp_path_factory, overrides: list[str],
     patch.setenv("CTXFUSION_HOME", str(tmp_path_factory.mktemp("home")))
     try:
         out = tmp_path_factory.mktemp(name)
-        run_experiment(load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml",
-                                   overrides), out)
+        demo_full = Path(__file__).resolve().parents[1] / "configs" / "demo-full.yaml"
+        run_experiment(load_config(demo_full, overrides), out)
     finally:
         patch.undo()
     with open(out / "results.csv", newline="") as handle:

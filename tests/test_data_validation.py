@@ -340,6 +340,21 @@ def test_empty_class_folder_is_skipped_with_a_note(tmp_path):
            in result.stdout
 
 
+def test_names_that_are_not_utf8_are_refused_by_prepare(tmp_path):
+    """A file or class folder whose name is not valid UTF-8 (here Latin-1 bytes) is refused
+    by ``prepare`` (exit 2, the name's bytes shown), never a crash later in the run."""
+    for case in ("file", "class"):
+        root = _tree(tmp_path / case, {"ant": 3, "bee": 3})
+        if case == "file":
+            os.rename(root / "ant" / "0.png", os.fsencode(root / "ant") + b"/caf\xe9.png")
+        else:
+            os.rename(root / "bee", os.fsencode(root) + b"/b\xe9e")
+        out = tmp_path / f"out-{case}"
+        result = run_cli("prepare", "imagefolder", "--root", str(root), "--out", str(out),
+                         "--quiet", home=tmp_path / "home")
+        assert_refused(result, out, "is not valid UTF-8", "\\xe9", "rename")
+
+
 def test_empty_class_folder_leaving_one_class_is_an_error(tmp_path):
     root = _tree(tmp_path / "tree", {"ant": 4, "bee": 0})
     out = tmp_path / "out"

@@ -50,7 +50,7 @@ def _run(command: list[str], out: Path, cache: Path, home: Path) -> subprocess.C
     sets = [arg for item in SMALL for arg in ("--set", item)]
     env = {**os.environ, "CTXFUSION_HOME": str(home)}
     return subprocess.run(
-        [*command, "run", str(REPO / "configs" / "demo.yaml"), *sets,
+        [*command, "run", str(REPO / "configs" / "demo-full.yaml"), *sets,
          "--set", f"cache_dir={cache}", "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=900, check=False)
 

@@ -98,7 +98,7 @@ def test_runner_trains_on_shuffled_batches(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(finetune, "finetune_classifier",
                         spy("finetune", finetune.finetune_classifier))
     monkeypatch.setenv("CTXFUSION_HOME", str(tmp_path / "home"))
-    config = load_config(REPO / "configs" / "demo.yaml", [
+    config = load_config(REPO / "configs" / "demo-full.yaml", [
         *TINY, "steps=[advtrain]", "advtrain.epochs=1", "fgsm.whitebox=false",
         "finetune={enabled: true, epochs: 1, lr: 0.0001}"])
     run_experiment(config, tmp_path / "run")
@@ -109,7 +109,7 @@ def test_normalization_changes_cache_key_and_features(tmp_path: Path, monkeypatc
     monkeypatch.setenv("CTXFUSION_HOME", str(tmp_path / "home"))
     features, misses = {}, {}
     for normalization in ("stream", "cifar10"):
-        config = load_config(REPO / "configs" / "demo.yaml",
+        config = load_config(REPO / "configs" / "demo-full.yaml",
                              [*TINY, f"normalization={normalization}"])
         ctx = RunContext.create(config, tmp_path / normalization)
         dataset = config.datasets[0]
@@ -221,7 +221,7 @@ def test_cli_run_prints_the_claims_and_writes_them(tmp_path: Path, monkeypatch,
 
     monkeypatch.setenv("CTXFUSION_HOME", str(tmp_path / "home"))
     out = tmp_path / "run"
-    args = ["run", str(REPO / "configs" / "demo.yaml"), "--out", str(out)]
+    args = ["run", str(REPO / "configs" / "demo-full.yaml"), "--out", str(out)]
     for override in [*TINY, "steps=[blur]", "blur.sigmas=[2.86]"]:
         args += ["--set", override]
     assert main(args) == 0
@@ -238,7 +238,7 @@ def test_cli_run_prints_the_claims_and_writes_them(tmp_path: Path, monkeypatch,
 
 def test_attack_subsets_limit_only_the_attack_steps(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CTXFUSION_HOME", str(tmp_path / "home"))
-    config = load_config(REPO / "configs" / "demo.yaml", [
+    config = load_config(REPO / "configs" / "demo-full.yaml", [
         *TINY, "datasets[0].subsets=[all, dissimilar]", "steps=[fgsm]",
         "attack_subsets=[dissimilar]", "fgsm.whitebox=false", "fgsm.epsilons=[0.01]"])
     run_experiment(config, tmp_path / "run")

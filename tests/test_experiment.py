@@ -37,6 +37,7 @@ SMALL = [
     "whitebox.regions=[image]",
     "corruptions.regions=[image]",
     "fusion={methods: [dropout, poe], heldout_folds: 2}",
+    "experiment=demo",  # the name the reference rows (tests/data/two_stream_rows) carry
 ]
 
 
@@ -45,7 +46,7 @@ def _run_with_home(tmp_path_factory, home: Path, name: str) -> Path:
     patch.setenv("CTXFUSION_HOME", str(home))
     try:
         out = tmp_path_factory.mktemp(name)
-        run_experiment(load_config(REPO / "configs" / "demo.yaml", SMALL), out)
+        run_experiment(load_config(REPO / "configs" / "demo-full.yaml", SMALL), out)
     finally:
         patch.undo()
     return out
@@ -232,7 +233,7 @@ def test_finetuning_the_fg_stream_changes_its_features(tmp_path_factory) -> None
     from ctxfusion.experiments.splits import load_split, prepare_dataset
 
     home = tmp_path_factory.mktemp("home4")
-    config = load_config(REPO / "configs" / "demo.yaml", [
+    config = load_config(REPO / "configs" / "demo-full.yaml", [
         "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 96, "
         "num_test: 48, seed: 6, subsets: [all]}]",
         "steps=[]", "heads.alphas=[10]", "heads.epochs=10", "batch_size=48",
@@ -290,7 +291,7 @@ def test_every_whitebox_attack_runs_on_the_fused_model(tmp_path_factory) -> None
     patch.setenv("CTXFUSION_HOME", str(home))
     try:
         out = tmp_path_factory.mktemp("whitebox")
-        run_experiment(load_config(REPO / "configs" / "demo.yaml", overrides), out)
+        run_experiment(load_config(REPO / "configs" / "demo-full.yaml", overrides), out)
     finally:
         patch.undo()
     rows = _rows(out)
@@ -374,8 +375,14 @@ def test_the_pca_of_the_paper_streams_is_unchanged(small_runs) -> None:
 
     before, now = by_stream(GOLDEN / "pca.csv"), by_stream(run / "pca.csv")
     assert set(now) == {"fg", "bg", "crop"}
-    for stream in ("fg", "bg"):
-        assert now[stream] == before[stream]
+    for stream in ("fg", "bg"):  # pc1 and pc2 to six digits: the last differs between CPUs
+        assert len(now[stream]) == len(before[stream])
+        for row, old in zip(now[stream], before[stream], strict=True):
+            assert {k: v for k, v in row.items() if k not in ("pc1", "pc2")} == \
+                {k: v for k, v in old.items() if k not in ("pc1", "pc2")}
+            for column in ("pc1", "pc2"):
+                assert float(row[column]) == pytest.approx(float(old[column]), rel=1e-4,
+                                                           abs=1e-4), (stream, column)
 
 
 def test_the_three_way_joint_is_in_the_report(small_runs) -> None:

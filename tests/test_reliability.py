@@ -18,7 +18,7 @@ import pytest
 from ctxfusion.io import remove_stale_temp_files
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = str(REPO / "configs" / "demo.yaml")
+DEMO = str(REPO / "configs" / "demo-full.yaml")
 ONE_DATASET = ("datasets=[{name: a, kind: scenes, context_strength: 0.8, num_train: 48, "
                "num_test: 24, seed: 5}]")
 TWO_DATASETS = ("datasets=[{name: a, kind: scenes, context_strength: 0.8, num_train: 48, "
@@ -247,9 +247,33 @@ def _interrupt_after_first_dataset(args: list[str], home: Path, out: Path) -> No
     assert "Traceback" not in stderr and "interrupted" in stderr
 
 
+def _cached(home: Path) -> int:
+    """How many feature files the cache holds (complete ones: written atomically)."""
+    folder = home / "features"
+    return len(list(folder.glob("*.safetensors"))) if folder.is_dir() else 0
+
+
+def _kill_when(args: list[str], home: Path, cached: int) -> None:
+    """Start the run and kill -9 it as soon as the cache holds ``cached`` feature files."""
+    proc = subprocess.Popen(_command(args), env=_env(home), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while _cached(home) < cached and proc.poll() is None:
+        assert time.monotonic() < deadline, "the kill point was not reached in time"
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before its kill point"
+    proc.kill()
+    proc.wait(timeout=30)
+
+
 def test_an_interrupted_run_says_so_and_resumes(tmp_path: Path, home: Path) -> None:
+    """Stopped at three points (kill -9 inside the first dataset, Ctrl-C between the two,
+    kill -9 inside the second), each time resumed: the results are byte-identical to those
+    of an uninterrupted run."""
     out, reference = tmp_path / "run", tmp_path / "reference"
     args = run_args(out, TWO_DATASETS)
+    _kill_when(args, home, cached=2)  # inside dataset a, some of its features cached
+    assert _status(out).get("status") == "running"  # what a killed process leaves
     _interrupt_after_first_dataset(args, home, out)
     info = _status(out)
     assert info["status"] == "interrupted" and info["error"]
@@ -267,6 +291,7 @@ def test_an_interrupted_run_says_so_and_resumes(tmp_path: Path, home: Path) -> N
     assert "This run is incomplete: a partial report" in banner and "<li>b</li>" in banner
     assert "run (partial)" in (out / "claims.md").read_text()
 
+    _kill_when(args, home, cached=_cached(home) + 2)  # inside dataset b
     dead = _dead_pid()
     stale = [out / f"results.csv.tmp-{dead}", home / "features" / f"x.tmp-{dead}"]
     for path in stale:

@@ -124,8 +124,8 @@ def test_bad_names_are_named(tmp_path: Path, patch: dict, message: str) -> None:
     assert message in str(info.value)
 
 
-def test_the_demo_config_has_three_streams_and_a_three_way_joint() -> None:
-    config = load_config(REPO / "configs" / "demo.yaml")
+def test_the_full_demo_config_has_three_streams_and_a_three_way_joint() -> None:
+    config = load_config(REPO / "configs" / "demo-full.yaml")
     assert list(config.streams) == ["fg", "bg", "crop"]
     assert config.classifiers["joint3"] == ["fg", "bg", "crop"]
 

@@ -78,7 +78,7 @@ def test_changed_config_is_refused_and_the_same_config_is_complete(
     assert_user_error(eps, "fgsm.epsilons: [0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08] -> "
                       "[0.0, 0.1]", "heads.epochs: 3 -> 4")
     assert same.returncode == 0 and "is already complete with this config" in same.stderr
-    assert_user_error(other, "holds a run of experiment 'demo', not 'other'", "--overwrite")
+    assert_user_error(other, "holds a run of experiment 'demo-full', not 'other'", "--overwrite")
     assert _snapshot(out) == before  # results.csv included: byte-identical
 
 
@@ -100,8 +100,10 @@ def _wait_for_lock(out: Path, proc: subprocess.Popen, timeout: float = 120) -> i
 def test_one_writer_and_overwrite_moves_the_old_run_aside(
         finished: tuple[Path, Path], tmp_path: Path) -> None:
     """Two real processes: the first (``--overwrite`` with another seed) holds the lock and
-    finishes complete; the second, started while it runs, exits 2 naming its pid; the old
-    run is moved aside byte for byte."""
+    finishes complete; the second, started while it runs, exits 2 within 5 s naming its pid;
+    the old run is moved aside byte for byte. A third process, into another ``--out`` with
+    the same config and the same feature cache, runs at the same time as the first: both
+    finish with the same results."""
     out, home = _copy(finished, tmp_path), finished[1]
     before = _snapshot(out)
     args = [*run_args(out, "seed=1"), "--overwrite"]
@@ -115,11 +117,17 @@ def test_one_writer_and_overwrite_moves_the_old_run_aside(
         took = time.monotonic() - started
     finally:
         first.send_signal(signal.SIGCONT)
+    beside, log = tmp_path / "beside", (tmp_path / "third.log").open("w")
+    third = subprocess.Popen(_command(run_args(beside, "seed=1")), env=_env(home),
+                             stdout=subprocess.DEVNULL, stderr=log)
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert_user_error(second, f"--out {out}: another ctxfusion run is writing into it "
                       f"(pid {pid})", "give another --out")
-    assert took < 60, took  # the import of torch dominates; the lock is tried before any work
+    assert took < 5, took  # the lock is probed before the slow imports of a run
+    assert third.wait(timeout=300) == 0, (tmp_path / "third.log").read_text()
+    log.close()
+    assert (beside / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
     assert json.loads((out / "run.json").read_text())["seed"] == 1
     (aside,) = tmp_path.glob("run.replaced-*")
@@ -209,3 +217,45 @@ def test_duplicate_keys_and_non_finite_numbers_are_refused(tmp_path: Path) -> No
                                          "fusion.dropout = nan"), strict=True):
         assert_user_error(result, key)
     assert not (tmp_path / "run").exists() and not home.exists()
+
+
+def _damaged_weights(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Copies of the shipped object stream's weights, each damaged one way, and the words the
+    refusal must name (the file is named by the test)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ctxfusion.scenes.streams import WEIGHTS_DIR
+
+    shipped = WEIGHTS_DIR / "scenes-object-resnet18.safetensors"
+    with safe_open(str(shipped), framework="pt") as handle:
+        metadata = handle.metadata()
+        state = {k: handle.get_tensor(k) for k in handle.keys()}
+    conv = next(k for k in state if k.endswith("conv1.weight"))
+    cases = {
+        "nan": ({**state, "fc.bias": state["fc.bias"].clone().fill_(float("nan"))},
+                "tensor fc.bias holds NaN or infinite values"),
+        "inf": ({**state, conv: state[conv].clone().fill_(float("inf"))},
+                f"tensor {conv} holds NaN or infinite values"),
+        "shape": ({**state, "fc.bias": state["fc.bias"][:-1].clone()},
+                  f"fc.bias: expected ({len(state['fc.bias'])},), found "
+                  f"({len(state['fc.bias']) - 1},)"),
+    }
+    files = {}
+    for name, (tensors, words) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+        files[name] = (path, words)
+    return files
+
+
+def test_damaged_weights_are_refused_before_any_work(tmp_path: Path) -> None:
+    """A weights file with NaN or infinite tensors, or with a tensor of the wrong shape, is
+    refused at validation (exit 2, naming the config key, the file, the tensor and the
+    shapes), before the run directory or the cache is created."""
+    home, files = tmp_path / "home", _damaged_weights(tmp_path)
+    results = cli_many([run_args(tmp_path / "run", f"streams.fg.weights={path}")
+                        for path, _ in files.values()], home)
+    for result, (path, words) in zip(results, files.values(), strict=True):
+        assert_user_error(result, "streams.fg (scenes-object-resnet18)", str(path), words)
+    assert not (tmp_path / "run").exists() and not (home / "features").exists()

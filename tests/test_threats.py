@@ -168,7 +168,7 @@ def test_regions_adaptive_unbounded_and_corruptions_rows(threat_run) -> None:
 
 def test_unknown_adaptive_target_is_a_clear_error(tmp_path) -> None:
     overrides = [o for o in SMALL if not o.startswith("whitebox.adaptive")]
-    config = load_config(REPO / "configs" / "demo.yaml",
+    config = load_config(REPO / "configs" / "demo-full.yaml",
                          [*overrides, "whitebox.adaptive=[joint-alpha99]", "steps=[whitebox]"])
     with pytest.raises(ConfigError, match="whitebox.adaptive\\[0\\] = 'joint-alpha99'"):
         run_experiment(config, tmp_path / "run")

@@ -66,7 +66,7 @@ def test_bumping_one_version_recomputes_exactly_what_depends_on_it(tmp_path: Pat
     from ctxfusion.experiments import run_experiment
 
     monkeypatch.setenv("CTXFUSION_HOME", str(tmp_path / "home"))
-    config = load_config(REPO / "configs" / "demo.yaml", [
+    config = load_config(REPO / "configs" / "demo-full.yaml", [
         "datasets=[{name: scenes-cs0.8, kind: scenes, context_strength: 0.8, num_train: 48, "
         "num_test: 24, seed: 7, subsets: [all]}]",
         "batch_size=24", "heads.epochs=2", "heads.alphas=[10]", "whitebox.adaptive=[]",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 
 from ctxfusion.errors import DataError
 
@@ -28,7 +27,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     ``(nan, nan)`` when ``n == 0``."""
     if n == 0:
         return math.nan, math.nan
-    ci = binomtest(int(successes), int(n)).proportion_ci(
+    ci = _binomtest()(int(successes), int(n)).proportion_ci(
         confidence_level=confidence, method="wilson"
     )
     return max(0.0, float(ci.low)), min(1.0, float(ci.high))
@@ -98,7 +97,7 @@ def paired_difference(
 
     discordant = a_only + b_only
     p_value = 1.0 if discordant == 0 else float(
-        binomtest(min(a_only, b_only), discordant, 0.5, alternative="two-sided").pvalue
+        _binomtest()(min(a_only, b_only), discordant, 0.5, alternative="two-sided").pvalue
     )
     return PairedDifference(
         acc_a=p1, acc_b=p2, diff=diff, ci_low=low, ci_high=high, n=n,
@@ -147,3 +146,10 @@ def _newcombe_paired_interval(
     low = diff - math.sqrt(max(low_term, 0.0))
     high = diff + math.sqrt(max(high_term, 0.0))
     return max(-1.0, low), min(1.0, high)
+
+
+def _binomtest():
+    """scipy.stats.binomtest, imported on first use (scipy.stats takes a second to import)."""
+    from scipy.stats import binomtest
+
+    return binomtest

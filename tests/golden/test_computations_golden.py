@@ -7,8 +7,11 @@ rendered from a fixed seed), the two real shipped streams (``scenes-object-resne
 under an unchanged version fails and names the version to bump; ``make golden`` rewrites the
 references of bumped versions.
 
-Tolerances: 0 (exact) where a computation is deterministic on a CPU; 1e-6 relative where
-floating-point reductions of a training loop or of a library decide the last bits.
+Tolerances: 0 (exact) where a computation is deterministic on a CPU; 1e-4 relative (and 1e-4
+absolute near zero) where floating-point reductions of a training loop or of a library decide
+the last bits: a training loop amplifies the rounding that differs between CPUs (AVX2 and
+AVX-512 kernels) to a few 1e-6 relative (1e-5 absolute for logits near zero), while any change
+of the computation itself (a step, a rate, an epoch) moves its outputs by far more.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from ctxfusion.versioning import Computation
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 #: exact: the same code on the same CPU gives the same bits
 EXACT: dict[str, float] = {}
-#: training loops and library reductions: equal up to the last bits
-CLOSE = {"rtol": 1e-6, "atol": 1e-7}
+#: training loops and library reductions: equal up to the rounding that differs between CPUs
+CLOSE = {"rtol": 1e-4, "atol": 1e-4}
 
 
 #: where each computation's version is written (the constant a change must bump)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Iterable
 
 from ctxfusion import __version__
 from ctxfusion.allocator import keep_freed_memory
@@ -41,8 +42,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 DEBUG_HELP = "on an internal error, show the traceback (and let a debugger catch it)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand; only those of ``commands`` (None: all) import
+    their module and take their options, the others are listed by name and help alone, so that
+    ``ctxfusion run`` does not import what ``pretrain`` or ``report`` need (seconds at start-up)."""
+    configured = set(SUBCOMMANDS if commands is None else commands)
     parser = argparse.ArgumentParser(
         prog="ctxfusion",
         description="Contextual fusion for adversarial robustness: object and scene streams, "
@@ -52,18 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                 help=DEBUG_HELP)
-        module.configure(sub_parser)
-        sub_parser.set_defaults(_main=module.main)
+        if name in configured:
+            module = importlib.import_module(module_name)
+            module.configure(sub_parser)
+            sub_parser.set_defaults(_main=module.main)
     return parser
+
+
+def requested_command(argv: list[str]) -> list[str]:
+    """The subcommand named in ``argv`` (its first word that names one), as a list of at most
+    one name: what :func:`build_parser` must configure to parse ``argv``."""
+    return [word for word in argv if word in SUBCOMMANDS][:1]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(requested_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):
         parser.print_help()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ctxfusion.config import load_config
-from ctxfusion.distributed import is_main_process
+if TYPE_CHECKING:
+    from ctxfusion.config import ExperimentConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,13 +23,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="when --out holds a run of another config, move it aside to "
         "<out>.replaced-<time> (never deleted) and run afresh; without it such a run is refused",
     )
+    parser.add_argument(
+        "--check", action="store_true",
+        help="validate the config (YAML, keys, types, ranges, stream names, adaptive targets) "
+        "and --out, say what the run would do, and exit without running (0: it would run)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.out:  # a second writer is refused at once, before the slow imports of a run
+        from ctxfusion.experiments.rundir import RunDirLock
+
+        RunDirLock(Path(args.out)).refuse_if_held()
+    from ctxfusion.config import load_config
+    from ctxfusion.distributed import is_main_process
+
     config = load_config(args.config, args.overrides)
     from ctxfusion.experiments import run_experiment
 
     out = Path(args.out) if args.out else Path("runs") / config.experiment
+    if args.check:
+        return check_only(config, out, args.overwrite)
     report = run_experiment(config, out, overwrite=args.overwrite)
     if not is_main_process():  # under torchrun, rank 0 speaks for the run
         return 0
@@ -40,4 +55,23 @@ def main(args: argparse.Namespace) -> int:
           f"evidence: {paths.claims_md}):\n")
     print(render_verdicts(evaluate_run(out)))
     print(f"\nreport:     {report}\nclaims.csv: {paths.claims_csv}")
+    return 0
+
+
+def check_only(config: ExperimentConfig, out: Path, overwrite: bool) -> int:
+    """``--check``: everything checked before a run that needs neither the data nor the
+    weights (those are checked when the run starts), and what the run would do with ``out``;
+    nothing is written."""
+    from ctxfusion.experiments.recorder import check_run_dir
+    from ctxfusion.experiments.rundir import COMPLETE, REPLACE, RESUME, inspect_run_dir
+    from ctxfusion.experiments.runner import check_adaptive_targets
+
+    check_adaptive_targets(config)
+    check_run_dir(out, config.experiment, overwrite=overwrite)
+    decision = inspect_run_dir(out, config.to_dict(), overwrite)
+    what = {RESUME: f"resume the incomplete run in {out}",
+            COMPLETE: f"do nothing: {out} is already complete with this config",
+            REPLACE: f"move the run in {out} aside and run afresh"}.get(
+                decision, f"start a fresh run in {out}")
+    print(f"ok: {config.source_path or 'the config'} is valid; ctxfusion run would {what}")
     return 0

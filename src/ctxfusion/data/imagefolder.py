@@ -34,6 +34,8 @@ def _class_names(folder: Path, class_order: list[str] | None) -> list[str]:
     except FileNotFoundError as exc:
         raise DataError(f"no class folders in {folder}: expected {folder}/<class>/<image> "
                         f"({exc})") from exc
+    for name in found:
+        _check_utf8_name(folder, name)
     if class_order is None:
         return found
     missing = sorted(set(class_order) - set(found))
@@ -58,7 +60,23 @@ def _list_images(folder: Path, classes: list[str], root: Path) -> list[tuple[str
                         f"valid: {', '.join(classes)}")
     class_to_idx = {name: i for i, name in enumerate(classes) if name in present}
     files = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
-    return [(Path(path).relative_to(root).as_posix(), classes[index]) for path, index in files]
+    listed = [(Path(path).relative_to(root).as_posix(), classes[index]) for path, index in files]
+    for relative, _ in listed:
+        _check_utf8_name(root, relative)
+    return listed
+
+
+def _check_utf8_name(root: Path, relative: str) -> None:
+    """DataError for a file or folder name that is not valid UTF-8: Python reads it with
+    surrogate escapes, which the manifest, results.csv and the report cannot write (the run
+    would fail late), so it is refused here, at ``prepare``, with the bytes shown."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(relative)
+        raise DataError(f"{root}: the name {raw!r} is not valid UTF-8: rename the file or "
+                        "class folder to a UTF-8 name (e.g. `convmv -f latin1 -t utf-8 -r "
+                        "--notest FOLDER`), then prepare again") from None
 
 
 def prepare_imagefolder(root: str | os.PathLike, out: str | os.PathLike, *,

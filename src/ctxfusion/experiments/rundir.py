@@ -27,6 +27,8 @@ import yaml
 from ctxfusion.errors import ConfigError, DataError
 from ctxfusion.schema import RunInfo, RunPaths
 
+#: errno of a lock that another process holds
+_HELD = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 #: the lock file inside a run directory (kept: removing it would race with a new writer)
 LOCK_NAME = ".lock"
 #: config keys that change how a run executes, not its results (a resume may change them,
@@ -157,13 +159,9 @@ class RunDirLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 os.close(fd)
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                if exc.errno not in _HELD:
                     raise
-                raise ConfigError(
-                    f"--out {self.out}: another ctxfusion run is writing into it "
-                    f"({self._holder()}): one run directory has one writer; wait for it to "
-                    "finish (the same command then resumes or reports it complete), or give "
-                    "another --out") from None
+                raise self._held() from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -175,6 +173,28 @@ class RunDirLock:
                 return
             os.close(fd)
         raise ConfigError(f"--out {self.out}: could not lock {self.path}: try again")
+
+    def refuse_if_held(self) -> None:
+        """The error of :meth:`acquire` if another process holds the lock now; takes nothing
+        and creates nothing (the run command asks this first, before its slow imports)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return  # no lock file: nobody holds it (acquire decides for good)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in _HELD:
+                raise self._held() from None
+            raise
+        finally:
+            os.close(fd)  # closing releases the probe's own lock
+
+    def _held(self) -> ConfigError:
+        return ConfigError(
+            f"--out {self.out}: another ctxfusion run is writing into it ({self._holder()}): "
+            "one run directory has one writer; wait for it to finish (the same command then "
+            "resumes or reports it complete), or give another --out")
 
     def _holder(self) -> str:
         """``pid N`` of the lock's holder (it writes its pid right after locking)."""

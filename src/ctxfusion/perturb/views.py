@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable, KeysView, Sequence
 
 import torch
-from torchvision.ops import roi_align
 
 from ..errors import ConfigError
 from ..versioning import computation
@@ -114,6 +113,8 @@ def enclosing_boxes(boxes: Sequence[torch.Tensor], height: int, width: int) -> t
 @register_view("object", needs_boxes=True)
 def object_view(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
     """Crop each image to its boxes' enclosing rectangle and resize it to the input size."""
+    from torchvision.ops import roi_align  # deferred: torchvision takes 2 s to import
+
     _check_boxes(images, boxes)
     height, width = images.shape[-2:]
     rects = enclosing_boxes(boxes, height, width).to(device=images.device, dtype=images.dtype)

@@ -62,7 +62,9 @@ def _batch(domain: str, rng: np.random.Generator, n: int, image_size: int):
         batch = render_batch(rng, n, 0.0, image_size=image_size,
                              flat_object_prob=SCENE_FLAT_OBJECT_PROB)
         targets = batch.scenes
-    images = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float().div_(255)
+    # contiguous NCHW: oneDNN's channels-last convolution backward corrupts the heap on
+    # AVX2 CPUs with one thread and 4-channel layers (torch 2.14.1, seen on AMD EPYC)
+    images = torch.from_numpy(batch.images).permute(0, 3, 1, 2).contiguous().float().div_(255)
     return images, torch.from_numpy(targets)
 
 

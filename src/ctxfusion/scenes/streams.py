@@ -22,7 +22,7 @@ from ctxfusion.io import sha256_file
 from ctxfusion.scenes.small_resnet import SmallResNet
 from ctxfusion.streams.base import Preprocessing, Stream, WeightRecord
 from ctxfusion.streams.registration import register_stream
-from ctxfusion.streams.weights import register_packaged_weights
+from ctxfusion.streams.weights import check_state_tensors, register_packaged_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 WEIGHTS_FORMAT = "ctxfusion-scenes-resnet/1"
@@ -116,6 +116,7 @@ class ScenesResNetStream(Stream):
         self.labels = list(meta["labels"])
         self.set_preprocessing(scenes_preprocessing(meta))
         self.net = SmallResNet(width=int(meta["width"]), num_classes=len(self.labels))
+        check_state_tensors(state, self.net.state_dict(), weights_path, name)
         result = self.net.load_state_dict(state, strict=False)
         bad = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
         if bad or result.unexpected_keys:

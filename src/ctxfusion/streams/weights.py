@@ -239,19 +239,37 @@ def load_state_dict_checked(
             )
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(
-        k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape
-    )
-    if missing or unexpected or wrong:
+    if missing or unexpected:
         details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+        for label, keys in (("missing", missing), ("unexpected", unexpected)):
             if keys:
                 more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
                 details.append(f"{label} keys: {', '.join(keys[:5])}{more}")
         raise WeightsError(
             f"checkpoint {source} does not fit stream {stream_name!r}: {'; '.join(details)}"
         )
+    check_state_tensors(state_dict, expected, source, stream_name)
     module.load_state_dict(state_dict)
+
+
+def check_state_tensors(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                        source: str | os.PathLike, stream_name: str) -> None:
+    """WeightsError naming the file and each tensor whose shape differs from the model's
+    (expected and found) or that holds a NaN or an infinity; tensors absent on either side
+    are left to the caller."""
+    wrong = [f"{k}: expected {tuple(expected[k].shape)}, found {tuple(state[k].shape)}"
+             for k in sorted(set(expected) & set(state)) if expected[k].shape != state[k].shape]
+    if wrong:
+        more = f" (+{len(wrong) - 5} more)" if len(wrong) > 5 else ""
+        raise WeightsError(f"{source}: tensor shapes do not fit stream {stream_name!r}: "
+                           f"{'; '.join(wrong[:5])}{more}")
+    bad = [k for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise WeightsError(f"{source}: tensor {', '.join(bad[:5])}{more} holds NaN or infinite "
+                           f"values: the weights of stream {stream_name!r} are damaged; "
+                           "replace the file")
 
 
 def load_state_file(path: str | os.PathLike, stream_name: str) -> dict[str, torch.Tensor]:
