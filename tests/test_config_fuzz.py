@@ -112,3 +112,11 @@ def test_the_check_says_what_the_run_would_do(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"ctxfusion run would start a fresh run in {tmp_path / 'run'}" in result.stdout
     assert not (tmp_path / "run").exists() and not (tmp_path / "home").exists()
+
+
+def test_an_unknown_adaptive_target_names_the_config_file(tmp_path: Path) -> None:
+    result = run_ctxfusion("run", str(DEMO), "--check", "--set", "whitebox.adaptive=[nope]",
+                           home=tmp_path / "home")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {DEMO}: whitebox.adaptive[0] = 'nope': not a "
+                                    "classifier of this run; valid: fg, bg, joint"), result.stderr

@@ -169,7 +169,11 @@ def check_adaptive_targets(config: ExperimentConfig) -> None:
         names.append(advtrain_name(config))
     if "fusion" in config.steps and config.fusion.classifier:
         names += [fusion_name(config.fusion.classifier, m) for m in config.fusion.methods]
-    check_adaptive_names(config.whitebox.adaptive, names)
+    try:
+        check_adaptive_names(config.whitebox.adaptive, names)
+    except ConfigError as exc:  # the same error, naming the config file
+        raise ConfigError(f"{config.source_path}: {exc}" if config.source_path else str(exc)
+                          ) from None
 
 
 def check_pixel_epsilons(ctx: RunContext) -> None:
