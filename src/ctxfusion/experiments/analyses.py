@@ -7,7 +7,6 @@ import io
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.decomposition import PCA
 
 from ctxfusion.data.manifest import Manifest
 from ctxfusion.experiments.context import RunContext
@@ -33,7 +32,7 @@ def pca_rows(ctx: RunContext, dataset: str, manifest: Manifest, test: SplitData,
     rows = np.concatenate(rows)
     for role, stream_config in ctx.config.streams.items():
         key = f"{role}@{stream_config.views[0]}"
-        pca = PCA(n_components=2, random_state=ctx.config.seed)
+        pca = _pca(ctx.config.seed)
         clean_2d = pca.fit_transform(clean[key][rows].numpy())
         blur_2d = pca.transform(blurred[key][rows].numpy())
         for condition, points in (("clean", clean_2d), ("blur", blur_2d)):
@@ -71,3 +70,11 @@ def blur_example(ctx: RunContext, dataset: str, test: SplitData) -> None:
     picture.save(buffer, format="PNG")
     atomic_write_bytes(RunPaths(ctx.out).blur_example(dataset), buffer.getvalue())
     ctx.recorder.info.setdefault("examples", {})[dataset] = {"blur_sigma": sigma, "mode": mode}
+
+
+def _pca(seed: int):
+    """scikit-learn's 2-component PCA, imported on first use (sklearn takes 1.6 s to import,
+    a run without the pca step never needs it)."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold
 
 from ctxfusion.experiments.attack_steps import (
     fgsm_features,
@@ -219,6 +218,8 @@ def _cross_fit(ctx: RunContext, trial: Trial, conditions: list[Condition],
     attacked = [c.features for c in conditions
                 if c.perturbation == "fgsm" and c.level in fusion_eps and c.level > 0]
     out: dict[tuple[str, int], tuple[Condition, torch.Tensor]] = {}
+    from sklearn.model_selection import StratifiedKFold  # deferred: sklearn takes 1.6 s
+
     folds = StratifiedKFold(n_splits=cfg.fusion.heldout_folds, shuffle=True,
                             random_state=trial.seed)
     for fit, held in folds.split(np.zeros(len(labels)), labels.numpy()):
