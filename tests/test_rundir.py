@@ -100,7 +100,7 @@ def _wait_for_lock(out: Path, proc: subprocess.Popen, timeout: float = 120) -> i
 def test_one_writer_and_overwrite_moves_the_old_run_aside(
         finished: tuple[Path, Path], tmp_path: Path) -> None:
     """Two real processes: the first (``--overwrite`` with another seed) holds the lock and
-    finishes complete; the second, started while it runs, exits 2 within 5 s naming its pid;
+    finishes complete; the second, started while it runs, exits 2 at once naming its pid;
     the old run is moved aside byte for byte. A third process, into another ``--out`` with
     the same config and the same feature cache, runs at the same time as the first: both
     finish with the same results."""
@@ -124,7 +124,9 @@ def test_one_writer_and_overwrite_moves_the_old_run_aside(
     assert first.returncode == 0, stderr
     assert_user_error(second, f"--out {out}: another ctxfusion run is writing into it "
                       f"(pid {pid})", "give another --out")
-    assert took < 5, took  # the lock is probed before the slow imports of a run
+    # the lock is probed before the slow imports of a run: 0.2-0.3 s measured on an idle
+    # machine (docs/reliability.md); the bound only catches a second writer that waits
+    assert took < 30, took
     assert third.wait(timeout=300) == 0, (tmp_path / "third.log").read_text()
     log.close()
     assert (beside / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
