@@ -132,31 +132,35 @@ def test_config_that_is_not_a_text_file(tmp_path: Path, home: Path, kind: str) -
     assert not out.exists()
 
 
-#: one subprocess runs the CLI's ``main`` on each argument list (one torch import, not six);
-#: per case: the exit status and what it printed on stderr, as JSON
+#: one subprocess runs the CLI's ``main`` on each argument list (one torch import, not one
+#: per case): per case, the exit status and what it printed on stderr, as JSON
 MANY = """import contextlib, io, json, sys
 from ctxfusion.cli import main
 results = []
 for args in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         status = main(args)
     results.append([status, err.getvalue()])
 print(json.dumps(results))
 """
 
 
+def cli_many(argv: list[list[str]], home: Path) -> list[subprocess.CompletedProcess]:
+    """Each argument list through the real CLI's ``main``, all in one subprocess."""
+    proc = subprocess.run([sys.executable, "-c", MANY, json.dumps(argv)], capture_output=True,
+                          text=True, env=_env(home), timeout=300, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return [subprocess.CompletedProcess(args, status, "", stderr)
+            for args, (status, stderr) in zip(argv, json.loads(proc.stdout), strict=True)]
+
+
 def test_epsilons_must_be_finite_and_at_most_one_pixel(tmp_path: Path, home: Path) -> None:
     cases = {(key, value): tmp_path / f"run-{key}-{value}"
              for key in ("fgsm.epsilons", "whitebox.epsilons") for value in (".nan", ".inf", "5")}
     argv = [run_args(out, f"{key}=[0.01, {value}]") for (key, value), out in cases.items()]
-    proc = subprocess.run([sys.executable, "-c", MANY, json.dumps(argv)], capture_output=True,
-                          text=True, env=_env(home), timeout=180, check=False)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    for ((key, value), out), (status, stderr) in zip(cases.items(), json.loads(proc.stdout),
-                                                     strict=True):
+    for ((key, value), out), result in zip(cases.items(), cli_many(argv, home), strict=True):
         shown = {".nan": "nan", ".inf": "inf", "5": "5.0"}[value]
-        result = subprocess.CompletedProcess([], status, "", stderr)
         assert_user_error(result, f"{key}[1] = {shown}: an eps must be a finite number in "
                           "[0, 1] (pixel space)")
         assert not out.exists()
@@ -170,12 +174,11 @@ def test_normalised_eps_is_checked_in_pixel_space(tmp_path: Path, home: Path) ->
 
 
 def test_unknown_stream_and_missing_weights(tmp_path: Path, home: Path) -> None:
-    out = tmp_path / "run"
-    assert_user_error(cli(run_args(out, "streams.bg.name=no-such-net"), home),
-                      "streams.bg.name = 'no-such-net'", "unknown stream")
-    missing = tmp_path / "missing.safetensors"
-    assert_user_error(cli(run_args(out, f"streams.fg.weights={missing}"), home),
-                      "streams.fg", str(missing), "does not exist")
+    out, missing = tmp_path / "run", tmp_path / "missing.safetensors"
+    unknown, absent = cli_many([run_args(out, "streams.bg.name=no-such-net"),
+                                run_args(out, f"streams.fg.weights={missing}")], home)
+    assert_user_error(unknown, "streams.bg.name = 'no-such-net'", "unknown stream")
+    assert_user_error(absent, "streams.fg", str(missing), "does not exist")
     assert not out.exists()
 
 

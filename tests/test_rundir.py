@@ -9,35 +9,12 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from test_reliability import _command, _env, assert_user_error, cli, run_args
-
-#: one subprocess runs the CLI's ``main`` on each argument list (one torch import, not one
-#: per case): per case, the exit status and what it printed on stderr, as JSON
-MANY = """import contextlib, io, json, sys
-from ctxfusion.cli import main
-results = []
-for args in json.loads(sys.argv[1]):
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        status = main(args)
-    results.append([status, err.getvalue()])
-print(json.dumps(results))
-"""
-
-
-def cli_many(argv: list[list[str]], home: Path) -> list[subprocess.CompletedProcess]:
-    """Each argument list through the CLI's ``main`` in one subprocess."""
-    proc = subprocess.run([sys.executable, "-c", MANY, json.dumps(argv)], capture_output=True,
-                          text=True, env=_env(home), timeout=300, check=False)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    return [subprocess.CompletedProcess(args, status, "", stderr)
-            for args, (status, stderr) in zip(argv, json.loads(proc.stdout), strict=True)]
+from test_reliability import _command, _env, assert_user_error, cli, cli_many, run_args
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
