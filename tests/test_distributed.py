@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -51,7 +52,7 @@ def _run(command: list[str], out: Path, cache: Path, home: Path) -> subprocess.C
     env = {**os.environ, "CTXFUSION_HOME": str(home)}
     return subprocess.run(
         [*command, "run", str(REPO / "configs" / "demo-full.yaml"), *sets,
-         "--set", f"cache_dir={cache}", "--out", str(out)],
+         "--set", f"cache_dir={cache}", "--out", str(out), "--no-report"],
         env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
@@ -76,6 +77,16 @@ def test_torchrun_on_two_processes_gives_the_rows_of_one_process(tmp_path) -> No
     assert sorted(p.name for p in (tmp_path / "cache-sharded").iterdir()) == \
         sorted(p.name for p in (tmp_path / "cache-single").iterdir())
     assert sharded.stdout.count("report:") == 1  # rank 0 speaks for the run
+    # --no-report: the tables and claims are written, the figures and the page are not
+    assert "report:     not built (`ctxfusion report" in sharded.stdout
+    assert not (tmp_path / "sharded" / "report.html").exists()
+    assert _claims(tmp_path / "sharded") == _claims(tmp_path / "single")
+
+
+def _claims(run: Path) -> list[dict]:
+    """claims.csv's rows without the run's name (its folder)."""
+    with open(run / "claims.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "run"} for row in csv.DictReader(handle)]
 
 
 def test_merge_puts_uneven_shards_back_in_batch_order() -> None:

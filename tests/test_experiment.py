@@ -41,12 +41,13 @@ SMALL = [
 ]
 
 
-def _run_with_home(tmp_path_factory, home: Path, name: str) -> Path:
+def _run_with_home(tmp_path_factory, home: Path, name: str, report: bool = True) -> Path:
     patch = pytest.MonkeyPatch()
     patch.setenv("CTXFUSION_HOME", str(home))
     try:
         out = tmp_path_factory.mktemp(name)
-        run_experiment(load_config(REPO / "configs" / "demo-full.yaml", SMALL), out)
+        run_experiment(load_config(REPO / "configs" / "demo-full.yaml", SMALL), out,
+                       report=report)
     finally:
         patch.undo()
     return out
@@ -152,7 +153,8 @@ def killed_and_resumed(tmp_path_factory) -> tuple[Path, Path]:
             _run_with_home(tmp_path_factory, home, "killed")
     finally:
         patch.undo()
-    return home, _run_with_home(tmp_path_factory, home, "resumed")
+    # its results are compared, not its figures: no report (``ctxfusion run --no-report``)
+    return home, _run_with_home(tmp_path_factory, home, "resumed", report=False)
 
 
 def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs, small_home: Path,
@@ -165,6 +167,15 @@ def test_fresh_run_with_the_same_seed_gives_identical_results(small_runs, small_
     cached = list((home / "features").glob("*.safetensors"))
     assert cached and len(cached) == len(list((small_home / "features").glob("*.safetensors")))
     assert (first / "results.csv").read_text() == (fresh / "results.csv").read_text()
+    # without the report, the claims are judged all the same
+    assert not (fresh / "report.html").exists()
+    assert _claims(fresh) == _claims(first)
+
+
+def _claims(run: Path) -> list[dict]:
+    """claims.csv's rows without the run's name (its folder)."""
+    with open(run / "claims.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "run"} for row in csv.DictReader(handle)]
 
 
 def test_report_cells_show_the_results(small_runs) -> None:

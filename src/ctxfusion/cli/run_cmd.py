@@ -24,6 +24,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "<out>.replaced-<time> (never deleted) and run afresh; without it such a run is refused",
     )
     parser.add_argument(
+        "--no-report", dest="report", action="store_false",
+        help="write the results, tables and claims but not the figures and report.html "
+        "(for sweeps; `ctxfusion report OUT` builds them later)",
+    )
+    parser.add_argument(
         "--check", action="store_true",
         help="validate the config (YAML, keys, types, ranges, stream names, adaptive targets) "
         "and --out, say what the run would do, and exit without running (0: it would run)",
@@ -44,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / config.experiment
     if args.check:
         return check_only(config, out, args.overwrite)
-    report = run_experiment(config, out, overwrite=args.overwrite)
+    report = run_experiment(config, out, overwrite=args.overwrite, report=args.report)
     if not is_main_process():  # under torchrun, rank 0 speaks for the run
         return 0
     from ctxfusion.report.claims import evaluate_run, render_verdicts
@@ -54,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nThe paper's claims on this run (differences in points, 95 % intervals; the "
           f"evidence: {paths.claims_md}):\n")
     print(render_verdicts(evaluate_run(out)))
-    print(f"\nreport:     {report}\nclaims.csv: {paths.claims_csv}")
+    built = report if report.is_file() else f"not built (`ctxfusion report {out}` builds it)"
+    print(f"\nreport:     {built}\nclaims.csv: {paths.claims_csv}")
     return 0
 
 

@@ -58,9 +58,12 @@ from ctxfusion.schema import RunPaths, WeightRow
 from ctxfusion.versioning import registered_versions
 
 
-def run_experiment(config: ExperimentConfig, out: str | Path, overwrite: bool = False) -> Path:
+def run_experiment(config: ExperimentConfig, out: str | Path, overwrite: bool = False,
+                   report: bool = True) -> Path:
     """Run every dataset of ``config`` into the run directory ``out``; returns the path of
-    its ``report.html``.
+    its ``report.html`` (``report=False``: the results, tables and claims are written, the
+    figures and report.html are left to ``ctxfusion report``, for sweeps; the path is
+    returned all the same).
 
     Everything that can be checked is checked before ``out`` is created or anything written:
     the output folder, the cache folders, the streams and their weights, the eps in pixel
@@ -74,13 +77,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path, overwrite: bool = 
     out = Path(out)
     group, started = init_from_environment(config.device)
     try:
-        return _run(config, out, group, overwrite)
+        return _run(config, out, group, overwrite, report)
     finally:
         if started:
             shutdown()
 
 
-def _run(config: ExperimentConfig, out: Path, group: Group, overwrite: bool = False) -> Path:
+def _run(config: ExperimentConfig, out: Path, group: Group, overwrite: bool = False,
+         report: bool = True) -> Path:
     """:func:`run_experiment` on this rank of ``group`` (a single process: rank 0 of 1), with
     the run directory locked by rank 0."""
     lock, decision = RunDirLock(out), FRESH
@@ -96,14 +100,15 @@ def _run(config: ExperimentConfig, out: Path, group: Group, overwrite: bool = Fa
                   "--overwrite to run it again; the old run is moved aside)", file=sys.stderr)
             return RunPaths(out).report_html
     try:
-        return _run_locked(config, out, group, replace=decision == REPLACE)
+        return _run_locked(config, out, group, replace=decision == REPLACE, report=report)
     finally:
         lock.release()
 
 
-def _run_locked(config: ExperimentConfig, out: Path, group: Group, replace: bool) -> Path:
+def _run_locked(config: ExperimentConfig, out: Path, group: Group, replace: bool,
+                report: bool = True) -> Path:
     """The run proper (``replace``: move the run in ``out`` aside once everything is
-    checked)."""
+    checked; ``report``: build report.html at the end)."""
     check_adaptive_targets(config)
     cache_root = expand_path(config.cache_dir) if config.cache_dir else home_dir() / "features"
     _check_cache_folders(config, cache_root)
@@ -121,7 +126,7 @@ def _run_locked(config: ExperimentConfig, out: Path, group: Group, replace: bool
             with ctx.recorder.timed(f"dataset {dataset.name}"):
                 _run_dataset(ctx, dataset, manifests[dataset.name])
             ctx.recorder.write()  # finished datasets are on disk even if a later one fails
-        return _finish(ctx)
+        return _finish(ctx, report)
     except KeyboardInterrupt:
         _stop(ctx, "interrupted", "interrupted (Ctrl-C or SIGINT)")
         raise
@@ -237,17 +242,22 @@ def _start(ctx: RunContext, cache_root: Path) -> None:
     recorder.write_config(config.to_dict())
 
 
-def _finish(ctx: RunContext) -> Path:
-    """Record the cache use, build the report and mark the run complete."""
+def _finish(ctx: RunContext, build: bool = True) -> Path:
+    """Record the cache use, build the report (``build``; else the claims alone) and mark
+    the run complete."""
     recorder = ctx.recorder
     recorder.info["cache"] = {"hits": ctx.cache.hits, "misses": ctx.cache.misses}
     recorder.write()
     report = RunPaths(ctx.out).report_html
     if ctx.group.is_main:  # rank 0 writes the report
-        with recorder.timed("report"):
+        with recorder.timed("report" if build else "claims"):
             from ctxfusion.report import build_report
+            from ctxfusion.report.claims import evaluate_run, write_claims
 
-            report = build_report(ctx.out, status="complete")  # every figure the data supports
+            if build:
+                report = build_report(ctx.out, status="complete")  # every figure the data has
+            else:
+                write_claims(evaluate_run(ctx.out), ctx.out)
         # the report's computations (the claims) are declared once it is imported
         recorder.info["computations"] = registered_versions()
         recorder.status = "complete"
