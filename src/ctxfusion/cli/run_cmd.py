@@ -44,9 +44,13 @@ def main(args: argparse.Namespace) -> int:
     from ctxfusion.distributed import is_main_process
 
     config = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / config.experiment
+    if is_main_process():  # --out refused before the experiment layer's imports (seconds)
+        from ctxfusion.experiments.recorder import check_run_dir
+
+        check_run_dir(out, config.experiment, overwrite=args.overwrite)
     from ctxfusion.experiments import run_experiment
 
-    out = Path(args.out) if args.out else Path("runs") / config.experiment
     if args.check:
         return check_only(config, out, args.overwrite)
     report = run_experiment(config, out, overwrite=args.overwrite, report=args.report)
