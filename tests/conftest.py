@@ -79,8 +79,9 @@ def cifar10_jpeg() -> Path:
 
 def run_demo_variant(tmp_path_factory, overrides: list[str],
                      name: str) -> tuple[Path, list[dict]]:
-    """Run configs/demo-full.yaml with ``overrides`` in a fresh ``CTXFUSION_HOME``; returns the
-    run directory and the rows of its results.csv."""
+    """Run configs/demo-full.yaml with ``overrides`` in a fresh ``CTXFUSION_HOME``, without
+    the figures and report.html (its callers read the tables); returns the run directory and
+    the rows of its results.csv."""
     import csv
 
     from ctxfusion.config import load_config
@@ -91,7 +92,7 @@ def run_demo_variant(tmp_path_factory, overrides: list[str],
     try:
         out = tmp_path_factory.mktemp(name)
         demo_full = Path(__file__).resolve().parents[1] / "configs" / "demo-full.yaml"
-        run_experiment(load_config(demo_full, overrides), out)
+        run_experiment(load_config(demo_full, overrides), out, report=False)
     finally:
         patch.undo()
     with open(out / "results.csv", newline="") as handle:
