@@ -49,10 +49,10 @@ def main(args: argparse.Namespace) -> int:
         from ctxfusion.experiments.recorder import check_run_dir
 
         check_run_dir(out, config.experiment, overwrite=args.overwrite)
-    from ctxfusion.experiments import run_experiment
-
     if args.check:
         return check_only(config, out, args.overwrite)
+    from ctxfusion.experiments import run_experiment
+
     report = run_experiment(config, out, overwrite=args.overwrite, report=args.report)
     if not is_main_process():  # under torchrun, rank 0 speaks for the run
         return 0
@@ -69,15 +69,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def check_only(config: ExperimentConfig, out: Path, overwrite: bool) -> int:
-    """``--check``: everything checked before a run that needs neither the data nor the
-    weights (those are checked when the run starts), and what the run would do with ``out``;
-    nothing is written."""
-    from ctxfusion.experiments.recorder import check_run_dir
+    """``--check``, after the config and ``out`` were checked: the rest of what a run checks
+    that needs neither the data nor the weights (those are checked when the run starts), and
+    what the run would do with ``out``; nothing is written."""
     from ctxfusion.experiments.rundir import COMPLETE, REPLACE, RESUME, inspect_run_dir
     from ctxfusion.experiments.runner import check_adaptive_targets
 
     check_adaptive_targets(config)
-    check_run_dir(out, config.experiment, overwrite=overwrite)
     decision = inspect_run_dir(out, config.to_dict(), overwrite)
     what = {RESUME: f"resume the incomplete run in {out}",
             COMPLETE: f"do nothing: {out} is already complete with this config",

@@ -251,12 +251,13 @@ def _finish(ctx: RunContext, build: bool = True) -> Path:
     report = RunPaths(ctx.out).report_html
     if ctx.group.is_main:  # rank 0 writes the report
         with recorder.timed("report" if build else "claims"):
-            from ctxfusion.report import build_report
-            from ctxfusion.report.claims import evaluate_run, write_claims
-
             if build:
+                from ctxfusion.report import build_report
+
                 report = build_report(ctx.out, status="complete")  # every figure the data has
             else:
+                from ctxfusion.report.claims import evaluate_run, write_claims
+
                 write_claims(evaluate_run(ctx.out), ctx.out)
         # the report's computations (the claims) are declared once it is imported
         recorder.info["computations"] = registered_versions()
